@@ -1,0 +1,270 @@
+"""The ``releasegate`` command: run the demo gate, validate a spec, print the spec's schema,
+render reports from decision records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import ReleasegateError, UsageError
+from .loader import json_schema, load_spec
+from .phases import PHASE_DESCRIPTIONS, Phase, parse_phase
+from .record import read_record, record_path
+from .settings import DEFAULT_REPORT_DIR, DEFAULT_SPEC
+
+
+def _phase(value: str) -> Phase:
+    try:
+        return parse_phase(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="releasegate", description="Phased go/no-go gates for deployments, on pytest."
+    )
+    parser.add_argument("--version", action="version", version=f"releasegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="start the demo target, run one phase's gate against it, stop it",
+        description="Start the embedded demo target on a free loopback port, run the gate of"
+        " one phase of the suite in the current folder against it, print the decision and the"
+        " paths of the records written, and stop the target. Exit code: the gate's.",
+    )
+    demo.add_argument("--phase", type=_phase, default=Phase.T24H, help="phase (default t24h)")
+    demo.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="inject a fault into the demo target, e.g. wrong_version=9.9.9 (repeatable);"
+        " `releasegate demo --list-faults` lists them",
+    )
+    demo.add_argument("--list-faults", action="store_true", help="list the demo's faults")
+    demo.add_argument("--mode", choices=["enforce", "dark"], help="override the phase's mode")
+    demo.add_argument("--spec", default=DEFAULT_SPEC, help=f"gate spec (default {DEFAULT_SPEC})")
+    demo.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    validate = sub.add_parser("validate", help="check a spec and print what each phase runs")
+    validate.add_argument("spec", nargs="?", default=DEFAULT_SPEC)
+
+    schema = sub.add_parser("schema", help="print the spec's JSON Schema")
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+    report = sub.add_parser(
+        "report",
+        help="render the scorecard, executive report and Markdown summary from records",
+        description="Render scorecard.html, executive.html and summary.md from a decision.json,"
+        " or from every decision.json below a folder (such as reports/out). Reports go next"
+        " to each record unless -o is given.",
+    )
+    report.add_argument("path", help="a decision.json or a folder of them")
+    report.add_argument(
+        "-o", "--output", metavar="DIR", help="write the reports here instead (folders mirrored)"
+    )
+    report.add_argument(
+        "--templates",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of Jinja templates that replace or extend ours (repeatable)",
+    )
+
+    db = sub.add_parser("db", help="database commands (schema baseline)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    snapshot = db_sub.add_parser(
+        "snapshot",
+        help="write the schema and row counts of a spec database as a baseline",
+        description="Reflect the tables, columns, indexes and foreign keys of a database of the"
+        " spec and count each table's rows (read-only), and write them as JSON: the baseline"
+        " of schema_drift and of row_count growth checks.",
+    )
+    snapshot.add_argument(
+        "--spec", default=DEFAULT_SPEC, help=f"gate spec (default {DEFAULT_SPEC})"
+    )
+    snapshot.add_argument("--database", default="main", help="database name (default main)")
+    snapshot.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="default: reports/baselines/<deployment>/<database>.schema.json by the spec",
+    )
+    return parser
+
+
+def cmd_db_snapshot(args: argparse.Namespace) -> int:
+    from .db.connect import database, dispose_engines, read_only
+    from .db.schema import default_baseline_path, take_snapshot, write_snapshot
+
+    loaded = load_spec(args.spec)
+    spec = loaded.spec
+    extras: dict[str, object] = {}
+    try:
+        with read_only(args.database, database(spec.databases, args.database), extras) as session:
+            snapshot = take_snapshot(session)
+            label = session.label
+    finally:
+        dispose_engines(extras)
+    path = (
+        Path(args.output)
+        if args.output
+        else default_baseline_path(loaded.path.parent, spec.deployment.name, args.database)
+    )
+    write_snapshot(path, snapshot)
+    print(f"releasegate db snapshot: {len(snapshot['tables'])} table(s) of {label} -> {path}")
+    return 0
+
+
+def cmd_validate(spec_path: str) -> int:
+    loaded = load_spec(spec_path)
+    spec = loaded.spec
+    print(
+        f"{loaded.path}: valid. deployment {spec.deployment.name}"
+        f" (version {spec.deployment.version or '-'}, commit {spec.deployment.commit or '-'})"
+    )
+    print(
+        f"target {spec.target.base_url}; GO at >= {spec.scoring.go},"
+        f" CONDITIONAL GO at >= {spec.scoring.conditional}"
+    )
+    for phase in Phase:
+        checks = spec.checks_for(phase)
+        print(
+            f"\n{phase.value} ({PHASE_DESCRIPTIONS[phase]}) - mode {spec.mode_for(phase).value},"
+            f" {len(checks)} spec check(s)"
+        )
+        for check in checks:
+            print(f"  - {check.name}: {check.type}, {check.severity.value}, {check.category}")
+    if spec.hooks:
+        print("\nhooks:")
+        for hook in spec.hooks:
+            print(f"  - {hook.name}: {hook.type} on {', '.join(hook.on)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoTarget
+    from .demo.faults import FAULTS, parse_fault
+
+    if args.list_faults:
+        for name, text in FAULTS.items():
+            print(f"{name}: {text}")
+        return 0
+    spec_file = Path(args.spec)
+    if not spec_file.exists():
+        print(
+            f"releasegate demo: {spec_file} not found. Run it from a releasegate suite (a folder"
+            " with releasegate.yaml, such as the repository's root) or pass --spec PATH.",
+            file=sys.stderr,
+        )
+        return 4
+    spec = load_spec(spec_file).spec
+    faults = dict(parse_fault(f) for f in args.fault)
+    with DemoTarget(faults=faults) as demo:
+        shown = ", ".join(f"{k}={v}" for k, v in faults.items()) or "none"
+        print(f"releasegate demo: target {demo.url} (faults: {shown})", flush=True)
+        env = {
+            **os.environ,
+            "RELEASEGATE_TARGET_URL": demo.url,
+            "RELEASEGATE_LOOPBACK_ONLY": "1",
+            "RELEASEGATE_DB_URL": f"sqlite:///{demo.db_path}",
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            args.phase.marker,
+            "--rg-spec",
+            str(spec_file),
+        ]
+        if args.mode:
+            argv += ["--rg-mode", args.mode]
+        argv += list(args.pytest_args)
+        code = subprocess.run(argv, env=env, check=False).returncode
+    path = record_path(Path(DEFAULT_REPORT_DIR), spec.deployment.name, args.phase)
+    if path.exists():
+        record = read_record(path)
+        print(
+            f"releasegate demo: {record['decision']} (score {record['score']:.2f}/10) for"
+            f" {record['deployment']} phase {record['phase']}; record {path}"
+        )
+        for name in ("scorecard.html", "executive.html", "summary.md"):
+            if (path.parent / name).exists():
+                print(f"releasegate demo: {name.split('.')[0]} {path.parent / name}")
+    print(f"releasegate demo: demo target stopped; exit code {code}")
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_reports
+
+    source = Path(args.path)
+    if source.is_dir():
+        records = sorted(source.rglob("decision.json"))
+        if not records:
+            raise UsageError(
+                f"no decision.json below {source}: pass a record or a report folder"
+                f" such as {DEFAULT_REPORT_DIR}"
+            )
+    elif source.is_file():
+        records = [source]
+    else:
+        raise UsageError(f"{source} does not exist: pass a decision.json or a folder of them")
+    templates = tuple(Path(t) for t in args.templates)
+    failed = 0
+    for path in records:
+        if args.output is None:
+            out_dir = path.parent
+        elif source.is_dir():
+            out_dir = Path(args.output) / path.parent.relative_to(source)
+        else:
+            out_dir = Path(args.output)
+        try:
+            record = read_record(path)
+            written = write_reports(record, out_dir, templates, history_dir=path.parent)
+        except (OSError, ValueError, ReleasegateError) as err:
+            # One bad record in a folder of them should not stop the others from rendering.
+            print(f"releasegate report: {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: {record.get('decision')} (score {record.get('score')}/10)")
+        for report in written:
+            print(f"  {report}")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return cmd_validate(args.spec)
+        if args.command == "schema":
+            text = json.dumps(json_schema(), indent=2) + "\n"
+            if args.output:
+                Path(args.output).write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+            return 0
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "db":
+            return cmd_db_snapshot(args)
+    except ReleasegateError as err:
+        print(f"releasegate {args.command}: {err}", file=sys.stderr)
+        return 4 if args.command == "demo" else 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""The demo target's WSGI application: a small shop API with health, metrics and fault knobs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from ..errors import UsageError
+from . import DEMO_COMMIT, DEMO_VERSION, data
+from .faults import Faults
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_QUANTITY = 100
+SQLITE_MAX_INT = 2**63 - 1  # larger ids cannot be bound as SQLite parameters
+FAULT_FREE_PATHS = ("/_faults", "/metrics")  # the controls must stay usable under any fault
+FAILING_PATHS = ("/healthz", "/readyz", "/version")
+
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+Handler = Callable[[Request, Mapping[str, Any]], Response]
+
+
+class _Request(Request):
+    # One byte over the limit: werkzeug cuts a chunked body at the limit without complaint, so
+    # a body that reaches this length is how an oversized chunked request shows itself.
+    max_content_length = MAX_BODY_BYTES + 1
+
+
+class _BadInput(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> RedisAddress:
+        """``redis://host:port`` (port 6379 by default); anything else raises ``UsageError``."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            port = -1
+        if parts.scheme != "redis" or not parts.hostname or port < 0:
+            raise UsageError(
+                f"redis url {url!r} is not of the form redis://HOST:PORT,"
+                " e.g. redis://127.0.0.1:6379"
+            )
+        return cls(parts.hostname, port)
+
+    def ping(self, timeout_s: float = 0.5) -> str | None:
+        """None when Redis answers ``PING`` with ``+PONG``, else why it did not."""
+        reply = b""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout_s) as sock:
+                sock.sendall(b"PING\r\n")
+                while not reply.endswith(b"\r\n") and len(reply) < 512:
+                    chunk = sock.recv(512)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError as err:
+            return f"cannot reach redis at {self.host}:{self.port}: {err}"
+        if reply.strip() != b"+PONG":
+            return f"redis at {self.host}:{self.port} answered {reply[:80]!r} to PING"
+        return None
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+class DemoApp:
+    """The WSGI application. Thread-safe: each request opens its own database connection."""
+
+    def __init__(
+        self, db_path: Path, redis: RedisAddress | None = None, faults: Faults | None = None
+    ) -> None:
+        self.db_path = db_path
+        self.redis = redis
+        self._lock = threading.Lock()
+        self._faults = Faults()
+        self._eligible = 0
+        self.set_faults(faults or Faults())
+        self.url_map = Map(
+            [
+                Rule("/healthz", endpoint="healthz", methods=["GET"]),
+                Rule("/readyz", endpoint="readyz", methods=["GET"]),
+                Rule("/version", endpoint="version", methods=["GET"]),
+                Rule("/metrics", endpoint="metrics", methods=["GET"]),
+                Rule("/api/products", endpoint="products", methods=["GET"]),
+                Rule("/api/products/<int:product_id>", endpoint="product", methods=["GET"]),
+                Rule("/api/orders", endpoint="create_order", methods=["POST"]),
+                Rule("/api/episodes/recent", endpoint="recent_episodes", methods=["GET"]),
+                Rule("/_faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+            ]
+        )
+        self._handlers: dict[str, Handler] = {
+            "healthz": lambda request, args: _json({"status": "ok"}),
+            "readyz": self._readyz,
+            "version": self._version,
+            "metrics": self._metrics,
+            "products": self._products,
+            "product": self._product,
+            "create_order": self._create_order,
+            "recent_episodes": self._recent_episodes,
+            "faults": self._faults_endpoint,
+        }
+        self.registry = CollectorRegistry()
+        self.requests_total = Counter(
+            "demo_http_requests",
+            "HTTP requests answered.",
+            ["method", "path", "status"],
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "demo_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "path"],
+            registry=self.registry,
+        )
+        self.orders_total = Counter("demo_orders", "Orders created.", registry=self.registry)
+        self.risk_mean = Gauge(
+            "demo_risk_gate_mean_score",
+            "Mean risk_log draft_total_score over the last 6 hours.",
+            registry=self.registry,
+        )
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Switch to ``faults``; the error pattern restarts and orphan rows follow ``orphans``."""
+        with self._lock:
+            if faults.orphans != self._faults.orphans:
+                data.remove_orphans(self.db_path)
+                if faults.orphans:
+                    data.inject_orphans(self.db_path, faults.orphans)
+            self._faults = faults
+            self._eligible = 0
+
+    def _injected_error(self, path: str) -> bool:
+        if path not in FAILING_PATHS and not path.startswith("/api/"):
+            return False
+        with self._lock:
+            if not self._faults.error_rate:
+                return False
+            self._eligible += 1
+            return self._faults.fails(self._eligible)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request = _Request(environ)
+        label = "unmatched"
+        try:
+            if request.path not in FAULT_FREE_PATHS and self.faults.latency_ms:
+                time.sleep(self.faults.latency_ms / 1000)
+            rule, args = self.url_map.bind_to_environ(environ).match(return_rule=True)
+            label = rule.rule
+            if self._injected_error(request.path):
+                response = _json({"error": "injected fault: error_rate"}, 500)
+            else:
+                response = self._handlers[str(rule.endpoint)](request, args)
+        except MethodNotAllowed as err:
+            response = _json({"error": f"method {request.method} not allowed here"}, 405)
+            response.headers["Allow"] = ", ".join(err.valid_methods or ())
+        except HTTPException as err:
+            response = _json({"error": err.description}, err.code or 500)
+        except Exception as err:  # a bug in the demo itself: answer like a real server would
+            traceback.print_exc(file=sys.stderr)
+            response = _json({"error": f"internal error: {type(err).__name__}"}, 500)
+        self.requests_total.labels(request.method, label, str(response.status_code)).inc()
+        self.request_duration.labels(request.method, label).observe(time.perf_counter() - started)
+        return response(environ, start_response)
+
+    def _readyz(self, request: Request, args: Mapping[str, Any]) -> Response:
+        problems: dict[str, str | None] = {"database": self._database_problem()}
+        if self.redis is not None:
+            problems["redis"] = self.redis.ping()
+        down = self.faults.dependency_down
+        if down is not None:
+            problems[down] = f"injected fault: dependency_down={down}"
+        dependencies = {
+            name: {"status": "ok"} if reason is None else {"status": "down", "reason": reason}
+            for name, reason in problems.items()
+        }
+        ready = all(dep["status"] == "ok" for dep in dependencies.values())
+        return _json(
+            {"status": "ready" if ready else "not_ready", "dependencies": dependencies},
+            200 if ready else 503,
+        )
+
+    def _database_problem(self) -> str | None:
+        try:
+            data.check(self.db_path)
+        except sqlite3.Error as err:
+            return f"sqlite: {err}"
+        return None
+
+    def _version(self, request: Request, args: Mapping[str, Any]) -> Response:
+        return _json({"version": self.faults.wrong_version or DEMO_VERSION, "commit": DEMO_COMMIT})
+
+    def _metrics(self, request: Request, args: Mapping[str, Any]) -> Response:
+        try:
+            self.risk_mean.set(data.mean_risk_score(self.db_path))
+        except sqlite3.Error:
+            # The scrape must still answer; an unknown mean is NaN, not a stale value.
+            self.risk_mean.set(float("nan"))
+        return Response(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+
+    def _products(self, request: Request, args: Mapping[str, Any]) -> Response:
+        items = data.products(self.db_path)
+        return _json({"items": items, "count": len(items)})
+
+    def _product(self, request: Request, args: Mapping[str, Any]) -> Response:
+        product_id: int = args["product_id"]
+        found = data.product(self.db_path, product_id) if product_id <= SQLITE_MAX_INT else None
+        if found is None:
+            return _json({"error": f"no product with id {product_id}"}, 404)
+        return _json(found)
+
+    def _create_order(self, request: Request, args: Mapping[str, Any]) -> Response:
+        try:
+            product_id, quantity = self._read_order(request)
+            order_id = data.create_order(self.db_path, product_id, quantity)
+            if order_id is None:
+                raise _BadInput(422, f"no product with id {product_id}; see GET /api/products")
+        except _BadInput as err:
+            if self.faults.bad_input_5xx:
+                return _json({"error": "internal error"}, 500)
+            return _json({"error": err.message}, err.status)
+        self.orders_total.inc()
+        return _json({"id": order_id, "product_id": product_id, "quantity": quantity}, 201)
+
+    def _read_order(self, request: Request) -> tuple[int, int]:
+        body = _read_json(request)
+        if not isinstance(body, dict):
+            raise _BadInput(
+                422,
+                f'the order must be a JSON object like {{"product_id": 1, "quantity": 2}},'
+                f" got {_json_type(body)}",
+            )
+        unknown = sorted(set(body) - {"product_id", "quantity"})
+        if unknown:
+            raise _BadInput(
+                422, f"unknown field(s) {', '.join(unknown)}: send only product_id and quantity"
+            )
+        values = []
+        for field, high in (("product_id", SQLITE_MAX_INT), ("quantity", MAX_QUANTITY)):
+            if field not in body:
+                raise _BadInput(422, f"missing field {field!r}")
+            value = body[field]
+            if type(value) is not int:  # bool is an int subclass and is no quantity
+                raise _BadInput(422, f"{field!r} must be an integer, got {_json_type(value)}")
+            if not 1 <= value <= high:
+                raise _BadInput(422, f"{field!r} must be between 1 and {high}, got {value}")
+            values.append(value)
+        return values[0], values[1]
+
+    def _recent_episodes(self, request: Request, args: Mapping[str, Any]) -> Response:
+        raw = request.args.get("limit", "20")
+        # isdigit() alone lets through "²" and 5000-digit strings, which int() rejects.
+        limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else 0
+        if not 1 <= limit <= 100:
+            return _json({"error": f"limit must be an integer between 1 and 100, got {raw!r}"}, 400)
+        items = data.recent_episodes(self.db_path, limit)
+        return _json({"items": items, "count": len(items)})
+
+    def _faults_endpoint(self, request: Request, args: Mapping[str, Any]) -> Response:
+        if request.method == "DELETE":
+            self.set_faults(Faults())
+        elif request.method == "POST":
+            try:
+                body = _read_json(request)
+                if not isinstance(body, dict):
+                    raise _BadInput(400, f"send a JSON object of faults, got {_json_type(body)}")
+                self.set_faults(self.faults.updated(body))
+            except _BadInput as err:
+                return _json({"error": err.message}, err.status)
+            except UsageError as err:
+                return _json({"error": str(err)}, 400)
+        return _json({"faults": self.faults.to_dict()})
+
+
+def _read_json(request: Request) -> Any:
+    too_large = _BadInput(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as err:  # RecursionError: absurdly deep nesting
+        raise _BadInput(400, f"request body is not valid JSON: {err}") from None

@@ -1,0 +1,48 @@
+"""The exceptions releasegate raises.
+
+    ReleasegateError                 base of everything below
+    ├── SpecError                    the gate spec is malformed (file, key path, fix)
+    ├── UsageError                   the command line or selection is ambiguous or wrong
+    ├── TargetRefused                a target outside loopback where only loopback is allowed
+    ├── ProbeError                   a probe could not measure: timeout, refused, malformed reply
+    ├── ActionError                  a decision action (rollback hook) could not run
+    └── ReportError                  a report could not be rendered or written
+    GateFailure (AssertionError)     a check measured and the value breaks its threshold
+
+A ``ProbeError`` becomes an ERROR outcome (the check could not say), a ``GateFailure`` a FAILED
+one. ``GateFailure`` subclasses ``AssertionError`` so that pytest shows it as a plain failure.
+"""
+
+from __future__ import annotations
+
+
+class ReleasegateError(Exception):
+    """Base class of all releasegate errors."""
+
+
+class SpecError(ReleasegateError):
+    """The gate spec cannot be used; the message names the file, the key path and the fix."""
+
+
+class UsageError(ReleasegateError):
+    """The run is ambiguous or its options contradict each other."""
+
+
+class TargetRefused(ReleasegateError):
+    """A target address is not on loopback where only loopback is allowed."""
+
+
+class ProbeError(ReleasegateError):
+    """A probe could not measure (timeout, refused connection, malformed response)."""
+
+
+class ActionError(ReleasegateError):
+    """A decision action could not be carried out."""
+
+
+class ReportError(ReleasegateError):
+    """A report could not be rendered or written (template error, unwritable folder)."""
+
+
+class GateFailure(AssertionError):
+    """A check measured a value that breaks its threshold."""

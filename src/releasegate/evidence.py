@@ -1,0 +1,63 @@
+"""The ``rg_evidence`` fixture: how a Python check records what it measured."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import pytest
+
+from .errors import GateFailure, ProbeError
+from .model import Evidence
+
+EVIDENCE_KEY = pytest.StashKey[list[Evidence]]()
+REASON_KEY = pytest.StashKey[str]()
+
+
+class EvidenceRecorder:
+    """Collects evidence for the running check; it travels with the test report.
+
+    ``measure`` records a value; ``expect`` records and checks it in one go; ``fail`` and
+    ``cannot_measure`` end the check as FAILED or ERROR with a reason.
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._item = item
+        item.stash.setdefault(EVIDENCE_KEY, [])
+
+    def add(self, *evidence: Evidence) -> None:
+        self._item.stash[EVIDENCE_KEY].extend(evidence)
+
+    def measure(
+        self,
+        measured: str,
+        value: Any = None,
+        threshold: str | None = None,
+        reason: str = "",
+        **details: Any,
+    ) -> Evidence:
+        """Record what was measured (a request, a query, a window) and the raw value."""
+        evidence = Evidence(measured, value, threshold, reason, details)
+        self.add(evidence)
+        return evidence
+
+    def expect(self, ok: bool, measured: str, value: Any, threshold: str, reason: str = "") -> None:
+        """Record a measurement and fail the check unless ``ok``."""
+        why = reason or (
+            f"{measured}: {value!r} meets {threshold}"
+            if ok
+            else f"{measured}: {value!r} breaks {threshold}"
+        )
+        self.measure(measured, value, threshold, why)
+        if not ok:
+            raise GateFailure(why)
+
+    def reason(self, text: str) -> None:
+        """Set the one-line reason shown for a passing check."""
+        self._item.stash[REASON_KEY] = text
+
+    def fail(self, reason: str) -> NoReturn:
+        raise GateFailure(reason)
+
+    def cannot_measure(self, reason: str) -> NoReturn:
+        """End the check as ERROR: the probe could not say (the decision fails closed)."""
+        raise ProbeError(reason)

@@ -1,0 +1,171 @@
+"""Value objects shared by probes, the decision engine, the record and the reports.
+
+Everything here is immutable and JSON-friendly (``to_dict``/``from_dict``) because outcomes
+travel from xdist workers to the controller inside pytest reports.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from .phases import Phase
+
+
+class Severity(str, enum.Enum):
+    """How much a failed check matters. A failed critical check alone means NO-GO."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+
+    @property
+    def default_weight(self) -> float:
+        return {Severity.CRITICAL: 3.0, Severity.MAJOR: 2.0, Severity.MINOR: 1.0}[self]
+
+
+class Status(str, enum.Enum):
+    """What a check's run says, from best to worst (see ``rank``).
+
+    ERROR and NO_DATA mean the check could not say: the decision fails closed on them.
+    """
+
+    PASSED = "passed"
+    NO_DATA = "no_data"
+    ERROR = "error"
+    FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        """Higher is better; used to prove that a worse outcome never improves a decision."""
+        return {Status.PASSED: 3, Status.NO_DATA: 2, Status.ERROR: 1, Status.FAILED: 0}[self]
+
+    @property
+    def passed(self) -> bool:
+        return self is Status.PASSED
+
+
+class Action(str, enum.Enum):
+    """What a failing check asks the rollout to do, from mildest to most drastic."""
+
+    GRADUAL_ROLLBACK = "gradual_rollback"
+    IMMEDIATE_ROLLBACK = "immediate_rollback"
+    EMERGENCY_STOP = "emergency_stop"
+
+    @property
+    def rank(self) -> int:
+        return list(Action).index(self)
+
+
+class Mode(str, enum.Enum):
+    """``enforce`` acts on the decision; ``dark`` only records what it would do."""
+
+    ENFORCE = "enforce"
+    DARK = "dark"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInfo:
+    """What a check is, independent of how it ran."""
+
+    name: str
+    kind: str
+    category: str = "general"
+    severity: Severity = Severity.MAJOR
+    weight: float = 2.0
+    phases: tuple[Phase, ...] = ()
+    on_fail: Action | None = None
+    description: str = ""
+    nodeid: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "category": self.category,
+            "severity": self.severity.value,
+            "weight": self.weight,
+            "phases": [p.value for p in self.phases],
+            "on_fail": self.on_fail.value if self.on_fail else None,
+            "description": self.description,
+            "nodeid": self.nodeid,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckInfo:
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            category=str(data.get("category", "general")),
+            severity=Severity(data.get("severity", "major")),
+            weight=float(data.get("weight", 2.0)),
+            phases=tuple(Phase(p) for p in data.get("phases", ())),
+            on_fail=Action(data["on_fail"]) if data.get("on_fail") else None,
+            description=str(data.get("description", "")),
+            nodeid=str(data.get("nodeid", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a check measured, against what, and why it passed or not.
+
+    ``measured`` says what was looked at (a request, a query, a window); ``value`` is the raw
+    measurement (JSON-able), ``threshold`` what it was held to, ``reason`` one line for humans.
+    """
+
+    measured: str
+    value: Any = None
+    threshold: str | None = None
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measured": self.measured,
+            "value": self.value,
+            "threshold": self.threshold,
+            "reason": self.reason,
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        return cls(
+            measured=str(data.get("measured", "")),
+            value=data.get("value"),
+            threshold=data.get("threshold"),
+            reason=str(data.get("reason", "")),
+            details=dict(data.get("details") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One check's result: its identity, status, a one-line reason and the evidence."""
+
+    check: CheckInfo
+    status: Status
+    reason: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check.to_dict(),
+            "status": self.status.value,
+            "reason": self.reason,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "duration_s": round(self.duration_s, 6),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(
+            check=CheckInfo.from_dict(data["check"]),
+            status=Status(data["status"]),
+            reason=str(data.get("reason", "")),
+            evidence=tuple(Evidence.from_dict(e) for e in data.get("evidence", ())),
+            duration_s=float(data.get("duration_s", 0.0)),
+        )

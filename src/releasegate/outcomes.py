@@ -1,0 +1,207 @@
+"""From pytest items and reports to check identities and outcomes.
+
+``attach`` runs where the test ran (an xdist worker or the only process) and puts the check's
+identity, status, reason and evidence on the report as one JSON user property, so that the
+outcome travels to the controller with the report. ``OutcomeCollector`` merges the reports of
+one check (setup, call, teardown) into one ``Outcome`` on the controller.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from .errors import GateFailure, ProbeError, TargetRefused
+from .evidence import EVIDENCE_KEY, REASON_KEY
+from .model import Action, CheckInfo, Evidence, Outcome, Severity, Status
+from .phases import KINDS, Phase
+from .redact import redact_text, redact_value
+
+PROPERTY = "releasegate.outcome"
+CHECK_KEY = pytest.StashKey[CheckInfo]()
+_MARKER_KEYS = ("name", "category", "severity", "weight", "on_fail", "description")
+
+
+PHASES_KEY = pytest.StashKey[tuple[Phase, ...]]()
+
+
+def item_phases(item: pytest.Item) -> tuple[Phase, ...]:
+    """The phases an item belongs to, from its ``gate_<phase>`` markers (looked up once)."""
+    phases = item.stash.get(PHASES_KEY, None)
+    if phases is None:
+        names = {mark.name for mark in item.iter_markers()}
+        phases = tuple(p for p in Phase if p.marker in names)
+        item.stash[PHASES_KEY] = phases
+    return phases
+
+
+def is_gate_item(item: pytest.Item) -> bool:
+    return bool(item_phases(item))
+
+
+def is_spec_check(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "releasegate_check" in callspec.params
+
+
+def check_info(item: pytest.Item) -> CheckInfo:
+    """The identity of a gate check: from its spec entry or from its markers."""
+    if CHECK_KEY in item.stash:
+        return item.stash[CHECK_KEY]
+    callspec = getattr(item, "callspec", None)
+    spec_check = callspec.params.get("releasegate_check") if callspec else None
+    if spec_check is not None:
+        info: CheckInfo = spec_check.info(item.nodeid)
+    else:
+        info = _info_from_markers(item)
+    item.stash[CHECK_KEY] = info
+    return info
+
+
+def _info_from_markers(item: pytest.Item) -> CheckInfo:
+    marker = item.get_closest_marker("releasegate")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    unknown = set(kwargs) - set(_MARKER_KEYS)
+    if unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.releasegate got unknown argument(s)"
+            f" {', '.join(sorted(unknown))}; allowed: {', '.join(_MARKER_KEYS)}"
+        )
+    kind = next((k for k in KINDS if item.get_closest_marker(k) is not None), "python")
+    try:
+        severity = Severity(kwargs.get("severity", "major"))
+        on_fail = Action(kwargs["on_fail"]) if kwargs.get("on_fail") else None
+        weight = float(kwargs.get("weight", severity.default_weight))
+    except ValueError as err:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.releasegate: {err}. Severity is one of"
+            f" {[s.value for s in Severity]}, on_fail one of {[a.value for a in Action]},"
+            " weight a number >= 0"
+        ) from None
+    return CheckInfo(
+        name=str(kwargs.get("name", item.name)),
+        kind=kind,
+        category=str(kwargs.get("category", "general")),
+        severity=severity,
+        weight=weight,
+        phases=item_phases(item),
+        on_fail=on_fail,
+        description=str(kwargs.get("description") or _first_doc_line(item)),
+        nodeid=item.nodeid,
+    )
+
+
+def _first_doc_line(item: pytest.Item) -> str:
+    doc = (getattr(getattr(item, "obj", None), "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def _exception_status(call: pytest.CallInfo[None]) -> tuple[Status, str]:
+    excinfo = call.excinfo
+    assert excinfo is not None
+    exc = excinfo.value
+    text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    if isinstance(exc, (ProbeError, TargetRefused)):
+        return Status.ERROR, text or "the probe could not measure"
+    if isinstance(exc, (GateFailure, AssertionError)):
+        return Status.FAILED, text or "assertion failed"
+    return Status.ERROR, f"check raised {type(exc).__name__}: {text}"[:500]
+
+
+def attach(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """Put this phase's part of the check outcome on ``report`` (worker side)."""
+    status: Status | None = None
+    reason = ""
+    if report.when == "call":
+        if report.passed:
+            status, reason = Status.PASSED, item.stash.get(REASON_KEY, "")
+            if hasattr(report, "wasxfail"):
+                reason = f"passed although marked xfail ({report.wasxfail})"
+        elif report.skipped:
+            if hasattr(report, "wasxfail"):
+                status, reason = Status.FAILED, f"expected failure (xfail): {report.wasxfail}"
+            else:
+                status, reason = Status.NO_DATA, f"skipped: {_skip_reason(report)}"
+        else:
+            status, reason = _exception_status(call)
+    elif report.when == "setup" and not report.passed:
+        if report.skipped:
+            status, reason = Status.NO_DATA, f"skipped: {_skip_reason(report)}"
+        else:
+            _, text = _exception_status(call)
+            status, reason = Status.ERROR, f"setup failed: {text}"
+    elif report.when == "teardown" and report.failed:
+        _, text = _exception_status(call)
+        status, reason = Status.ERROR, f"teardown failed: {text}"
+    if status is None:
+        return
+    evidence = item.stash.get(EVIDENCE_KEY, []) if report.when == "call" else []
+    payload = {
+        "check": check_info(item).to_dict(),
+        "status": status.value,
+        "reason": reason,
+        "evidence": [redact_value(e.to_dict()) for e in evidence],
+        "duration_s": report.duration,
+    }
+    report.user_properties.append((PROPERTY, json.dumps(payload, default=str)))
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr or "")
+
+
+class OutcomeCollector:
+    """Merges the per-phase parts of each check into one outcome (controller side)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[dict[str, Any]]] = {}
+        self.unattributed: list[str] = []
+
+    def add(self, report: pytest.TestReport) -> None:
+        found = False
+        for key, value in report.user_properties:
+            if key == PROPERTY and isinstance(value, str):
+                self._parts.setdefault(report.nodeid, []).append(json.loads(value))
+                found = True
+        if not found and report.failed and report.nodeid not in self._parts:
+            # A report built by the controller itself (an xdist worker crashed mid-check)
+            # carries no outcome: the check could not say.
+            self.unattributed.append(report.nodeid)
+
+    def outcomes(self) -> list[Outcome]:
+        result: list[Outcome] = []
+        for parts in self._parts.values():
+            worst = min(parts, key=lambda p: Status(p["status"]).rank)
+            evidence = tuple(Evidence.from_dict(e) for p in parts for e in p["evidence"])
+            result.append(
+                Outcome(
+                    check=CheckInfo.from_dict(parts[0]["check"]),
+                    status=Status(worst["status"]),
+                    reason=worst["reason"],
+                    evidence=evidence,
+                    duration_s=sum(float(p.get("duration_s", 0.0)) for p in parts),
+                )
+            )
+        for nodeid in self.unattributed:
+            if nodeid in self._parts:
+                continue
+            name = nodeid.rsplit("::", 1)[-1]
+            result.append(
+                Outcome(
+                    check=CheckInfo(
+                        name=name,
+                        kind="unknown",
+                        severity=Severity.CRITICAL,
+                        weight=Severity.CRITICAL.default_weight,
+                        nodeid=nodeid,
+                    ),
+                    status=Status.ERROR,
+                    reason="no outcome was reported for this check (its worker crashed?)",
+                )
+            )
+        return result

@@ -1,0 +1,64 @@
+"""The rollout cadence: phases and their pytest markers."""
+
+from __future__ import annotations
+
+import enum
+import re
+
+
+class Phase(str, enum.Enum):
+    """A point in the rollout cadence at which a gate decides."""
+
+    T0H = "t0h"
+    T8H = "t8h"
+    T16H = "t16h"
+    T24H = "t24h"
+    T48H = "t48h"
+    T72H = "t72h"
+
+    @property
+    def marker(self) -> str:
+        return f"gate_{self.value}"
+
+    @property
+    def hours(self) -> int:
+        return int(self.value[1:-1])
+
+
+PHASE_DESCRIPTIONS: dict[Phase, str] = {
+    Phase.T0H: "dark merge: baseline, decisions recorded but not enforced by default",
+    Phase.T8H: "first game-day drill under real traffic",
+    Phase.T16H: "confidence building: extended monitoring, edge cases",
+    Phase.T24H: "feature flag activation: canary enforcement",
+    Phase.T48H: "full production validation",
+    Phase.T72H: "executive sign-off",
+}
+
+KINDS: dict[str, str] = {
+    "smoke": "HTTP smoke checks: health, readiness, version probes and bad-input fuzzing",
+    "slo": "service level objectives from metrics, endpoints, SQL and logs",
+    "db": "database integrity checks",
+    "chaos": "steady state, fault, tolerance, recovery",
+    "load": "load and soak checks",
+}
+
+_GATE_MARKER = re.compile(r"\bgate_(t\d+h)\b")
+
+
+def parse_phase(value: str) -> Phase:
+    """Return the phase named ``value`` (``t24h``, ``T24H`` or ``gate_t24h``)."""
+    name = value.strip().lower().removeprefix("gate_")
+    try:
+        return Phase(name)
+    except ValueError:
+        known = ", ".join(p.value for p in Phase)
+        raise ValueError(f"unknown phase {value!r}: expected one of {known}") from None
+
+
+def phases_in_markexpr(expr: str) -> list[str]:
+    """The phase names that a ``-m`` expression mentions, in order, without duplicates."""
+    seen: list[str] = []
+    for name in _GATE_MARKER.findall(expr or ""):
+        if name not in seen:
+            seen.append(name)
+    return seen

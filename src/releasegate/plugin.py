@@ -1,0 +1,242 @@
+"""The pytest plugin: options, ini keys, markers, fixtures and wiring. Logic lives elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import GateFailure, ProbeError, ReleasegateError
+from .evidence import EvidenceRecorder
+from .outcomes import attach, check_info, is_gate_item, is_spec_check, item_phases
+from .phases import KINDS, PHASE_DESCRIPTIONS, Phase
+from .session import PhaseGuard
+from .settings import DEFAULT_REPORT_DIR, DEFAULT_SPEC, RunSettings, resolve
+
+SETTINGS_KEY = pytest.StashKey[RunSettings]()
+PROBE_EXTRAS_KEY = pytest.StashKey[dict[str, Any]]()
+
+_OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
+    (
+        "--rg-spec",
+        "releasegate_spec",
+        f"gate spec file (default: {DEFAULT_SPEC} in the rootdir)",
+        {},
+    ),
+    (
+        "--rg-phase",
+        "releasegate_phase",
+        "phase to decide for (t0h, t8h, t16h, t24h, t48h, t72h); -m gate_<phase> sets it too",
+        {},
+    ),
+    ("--rg-mode", "releasegate_mode", "enforce (act on the decision) or dark (only record)", {}),
+    (
+        "--rg-report-dir",
+        "releasegate_report_dir",
+        f"where decision records go (default: {DEFAULT_REPORT_DIR} in the rootdir)",
+        {},
+    ),
+    (
+        "--rg-templates",
+        "releasegate_templates",
+        "folder of Jinja templates that replace or extend the reports' (see docs/reports.md)",
+        {"metavar": "DIR"},
+    ),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("releasegate", "releasegate deployment gates")
+    for flag, ini, help_text, extra in _OPTIONS:
+        dest = flag.lstrip("-").replace("-", "_")
+        group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
+        parser.addini(ini, help=help_text, default=None)
+    group.addoption(
+        "--rg-fault",
+        dest="rg_fault",
+        action="append",
+        metavar="NAME=VALUE",
+        help="inject a fault into the embedded demo target (repeatable)",
+    )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for phase in Phase:
+        config.addinivalue_line(
+            "markers",
+            f"{phase.marker}: gate check of phase {phase.value} ({PHASE_DESCRIPTIONS[phase]})",
+        )
+    for kind, text in KINDS.items():
+        config.addinivalue_line("markers", f"{kind}: {text}")
+    config.addinivalue_line(
+        "markers",
+        "releasegate(name=, category=, severity=, weight=, on_fail=, description=):"
+        " identity of a Python gate check",
+    )
+    settings = resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    if settings.phase is None and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(PhaseGuard(), "releasegate-phase-guard")
+    if settings.phase is not None and not hasattr(config, "workerinput"):
+        from .session import GateSession
+
+        if settings.loaded is None:
+            raise pytest.UsageError(
+                f"a gate run (phase {settings.phase.value}) needs a gate spec: create"
+                f" {DEFAULT_SPEC} in {config.rootpath} or pass --rg-spec PATH"
+            )
+        config.pluginmanager.register(
+            GateSession(config, settings, settings.phase), "releasegate-session"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or settings.loaded is None:
+        return []
+    spec = settings.loaded.spec
+    if settings.phase is None:
+        return [f"releasegate: spec {settings.loaded.path} (no phase selected: not deciding)"]
+    return [
+        f"releasegate: deciding phase {settings.phase.value} ({PHASE_DESCRIPTIONS[settings.phase]})"
+        f" for {spec.deployment.name}, mode {settings.mode().value}, spec {settings.loaded.path}"
+    ]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    settings = parent.config.stash.get(SETTINGS_KEY, None)
+    if settings is None or settings.loaded is None or file_path != settings.loaded.path:
+        return None
+    from .collect import SpecFile
+
+    spec_file: SpecFile = SpecFile.from_parent(parent, path=file_path)
+    spec_file.spec = settings.loaded.spec
+    return spec_file
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "releasegate_check" not in metafunc.fixturenames:
+        return
+    from .collect import parametrize_spec_checks
+
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    parametrize_spec_checks(metafunc, settings.require_spec())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash[SETTINGS_KEY]
+    if settings.phase is None:
+        gate = [item for item in items if is_gate_item(item)]
+        if gate:
+            phases = sorted({p.value for item in gate for p in item_phases(item)})
+            message = (
+                f"{len(gate)} gate check(s) of phase(s) {', '.join(phases)} were selected but no"
+                " phase to decide for. Run one phase: -m gate_t24h (or --rg-phase t24h)"
+            )
+            if hasattr(config, "workeroutput"):
+                # A UsageError on an xdist worker would be an INTERNALERROR on the controller:
+                # run nothing and let the controller's PhaseGuard report it.
+                config.workeroutput[PhaseGuard.OUTPUT_KEY] = message
+                config.hook.pytest_deselected(items=list(items))
+                items[:] = []
+                return
+            raise pytest.UsageError(message)
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        (keep if settings.phase in item_phases(item) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    for item in keep:
+        check_info(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    settings = item.config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and settings.phase is not None and is_gate_item(item):
+        attach(item, call, report)
+    excinfo = call.excinfo
+    if (
+        report.failed
+        and excinfo is not None
+        and excinfo.errisinstance((GateFailure, ProbeError))
+        and is_spec_check(item)
+    ):
+        # A spec check's traceback is releasegate's plumbing; its reason is what matters.
+        kind = "FAILED" if excinfo.errisinstance(GateFailure) else "ERROR (could not measure)"
+        report.longrepr = f"{check_info(item).name}: {kind}: {excinfo.value}"
+    if settings is not None and report.failed:
+        redact_report(report)
+    return report
+
+
+def redact_report(report: pytest.TestReport) -> None:
+    """Mask secrets in what pytest prints for a failure: traceback, message, captured output."""
+    from .redact import redact_text
+
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = str(report.longrepr)
+        masked = redact_text(text)
+        if masked != text:
+            # Plain text loses pytest's colouring and the summary's one-line message; a leaked
+            # token in CI logs would be worse.
+            report.longrepr = masked
+    report.sections = [(title, redact_text(body)) for title, body in report.sections]
+
+
+@pytest.fixture
+def rg_evidence(request: pytest.FixtureRequest) -> EvidenceRecorder:
+    """Record what a Python check measured; it lands in the decision record."""
+    return EvidenceRecorder(request.node)
+
+
+@pytest.fixture(scope="session")
+def rg_spec(request: pytest.FixtureRequest) -> Any:
+    """The validated gate spec of this run."""
+    try:
+        return request.config.stash[SETTINGS_KEY].require_spec()
+    except ReleasegateError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+@pytest.fixture(scope="session")
+def rg_target(request: pytest.FixtureRequest, rg_spec: Any) -> Iterator[Any]:
+    """An HTTP client for the deployment under test (starts the demo target for demo://)."""
+    from .runtime import open_target
+
+    extras = request.config.stash.setdefault(PROBE_EXTRAS_KEY, {})
+    with open_target(rg_spec, request.config.stash[SETTINGS_KEY].faults, extras) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def rg_probe_context(request: pytest.FixtureRequest, rg_spec: Any, rg_target: Any) -> Iterator[Any]:
+    """What spec-check probes work with: the spec, the target client and run extras."""
+    from .probes import ProbeContext
+
+    settings = request.config.stash[SETTINGS_KEY]
+    stored = request.config.stash.get(PROBE_EXTRAS_KEY, None)
+    extras: dict[str, Any] = dict(stored) if stored else {}
+    extras["phase"] = settings.phase
+    extras["spec_dir"] = settings.loaded.path.parent if settings.loaded else None
+    context = ProbeContext(spec=rg_spec, target=rg_target, extras=extras)
+    yield context
+    if "db_engines" in context.extras:
+        from .db.connect import dispose_engines
+
+        dispose_engines(context.extras)

@@ -1,0 +1,96 @@
+"""The decision record: the audit file a release manager attaches to a change ticket.
+
+Written to ``<report dir>/<deployment>/<phase>/decision.json``, redacted, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .actions import ActionResult
+from .decision import Decision
+from .model import Mode, Outcome, Status
+from .phases import PHASE_DESCRIPTIONS, Phase
+from .redact import redact_value
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    deployment: str
+    phase: Phase
+    mode: Mode
+    decision: Decision
+    outcomes: tuple[Outcome, ...]
+    started_at: datetime
+    finished_at: datetime
+    expected_version: str | None = None
+    expected_commit: str | None = None
+    target: str = ""
+    spec_path: str = ""
+    actions: tuple[ActionResult, ...] = ()
+    would_action: str | None = None
+    actual_action: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        status_order = {Status.FAILED: 0, Status.ERROR: 1, Status.NO_DATA: 2, Status.PASSED: 3}
+        ordered = sorted(self.outcomes, key=lambda o: (status_order[o.status], o.check.name))
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "releasegate_version": __version__,
+            "deployment": self.deployment,
+            "phase": self.phase.value,
+            "phase_description": PHASE_DESCRIPTIONS[self.phase],
+            "mode": self.mode.value,
+            "versions": {"expected": self.expected_version, "commit": self.expected_commit},
+            "target": self.target,
+            "spec": self.spec_path,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration_s": round((self.finished_at - self.started_at).total_seconds(), 3),
+            "host": platform.node(),
+            "decision": self.decision.verdict.value,
+            "score": self.decision.score,
+            "summary": self.decision.to_dict(),
+            "would_action": self.would_action,
+            "actual_action": self.actual_action,
+            "actions": [a.to_dict() for a in self.actions],
+            "outcomes": [o.to_dict() for o in ordered],
+            **self.extra,
+        }
+        redacted: dict[str, Any] = redact_value(data)
+        return redacted
+
+
+def record_path(report_dir: Path, deployment: str, phase: Phase) -> Path:
+    return report_dir / deployment / phase.value / "decision.json"
+
+
+def write_record(
+    record: DecisionRecord, report_dir: Path, data: dict[str, Any] | None = None
+) -> Path:
+    """Write the record (atomically: readers never see half a file) and return its path.
+
+    ``data`` is ``record.to_dict()`` when the caller has it already (it is not cheap).
+    """
+    path = record_path(report_dir, record.deployment, record.phase)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+    payload = record.to_dict() if data is None else data
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

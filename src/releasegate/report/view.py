@@ -1,0 +1,286 @@
+"""What the scorecard shows, worked out from a decision record into value objects.
+
+Templates only lay these out; every choice (order, grouping, what counts as a measured value
+against a threshold) is made here, where it is typed and tested.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+STATUS_ORDER = {"failed": 0, "error": 1, "no_data": 2, "passed": 3}
+SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
+VERDICT_CSS = {"GO": "go", "CONDITIONAL GO": "cond", "NO-GO": "nogo", "INCONCLUSIVE": "inc"}
+STATUS_LABELS = {"failed": "failed", "error": "error", "no_data": "no data", "passed": "passed"}
+
+# Enough to judge a request at a glance; the decision record keeps the whole excerpt.
+BODY_CHARS = 2000
+VALUE_CHARS = 300
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_LIMIT = re.compile(
+    r"^\s*(?P<subject>[A-Za-z_][\w .-]*?)?\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<limit>-?\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|MB|KB|B)?\s*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A numeric measurement held to a numeric limit, e.g. latency 412 ms <= 300 ms."""
+
+    check: str
+    subject: str
+    value: float
+    op: str
+    limit: float
+    unit: str
+
+    @property
+    def passed(self) -> bool:
+        """Whether the value keeps its limit (the check may still fail on something else)."""
+        return bool(_OPS[self.op](self.value, self.limit))
+
+    @property
+    def pressure(self) -> float:
+        """How hard the value pushes on its limit: 1 is at the limit, above 1 breaks it."""
+        high, low = (self.value, self.limit) if self.op in ("<", "<=") else (self.limit, self.value)
+        if low == 0:
+            return 0.0 if high <= 0 else float("inf")
+        return high / low
+
+    @property
+    def op_text(self) -> str:
+        return {"<=": "≤", ">=": "≥"}.get(self.op, self.op)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A labelled block of evidence text: the request, the response, a query, a window."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceView:
+    measured: str
+    value: str
+    threshold: str
+    reason: str
+    sections: tuple[Section, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRow:
+    name: str
+    kind: str
+    category: str
+    cat_id: str
+    severity: str
+    status: str
+    reason: str
+    description: str
+    nodeid: str
+    on_fail: str
+    duration_s: float
+    value: str
+    threshold: str
+    evidence: tuple[EvidenceView, ...]
+    comparison: Comparison | None
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRow:
+    name: str
+    cat_id: str
+    score: float
+    met: int
+    total: int
+    status: str
+    notes: str
+
+
+def compact(value: Any, limit: int = VALUE_CHARS) -> str:
+    """A short one-line text for a measured value: ``k=v, k=v`` for objects, JSON otherwise."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}={_json(v)}" for k, v in value.items())
+    else:
+        text = _json(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)  # what json.dumps gives for a finite number, at a tenth of the cost
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _headers(raw: Any) -> list[str]:
+    if not isinstance(raw, dict):
+        return []
+    return [f"{k}: {_json(v)}" for k, v in raw.items()]
+
+
+def evidence_view(data: dict[str, Any]) -> EvidenceView:
+    """One piece of evidence; its details become plain-text sections, one ``<pre>`` each.
+
+    Text rather than nested markup keeps a row to a handful of elements, which is what lets
+    a 10,000-check scorecard open in a browser in about a second.
+    """
+    details = dict(data.get("details") or {})
+    sections: list[Section] = []
+    request = details.pop("request", None)
+    if isinstance(request, dict):
+        line = f"{request.get('method', '')} {request.get('url', '')}".strip()
+        sections.append(Section("request", "\n".join([line, *_headers(request.get("headers"))])))
+    response = details.pop("response", None)
+    if isinstance(response, dict):
+        size = response.get("bytes")
+        label = f"response {response.get('status', '')}" + (
+            f", {size} bytes" if size is not None else ""
+        )
+        lines = _headers(response.get("headers"))
+        body = response.get("body")
+        if body is not None:
+            lines += ["", compact(body, BODY_CHARS)]
+        sections.append(Section(label, "\n".join(lines)))
+    for key in ("query", "window"):
+        if details.get(key) is not None:
+            sections.append(Section(key, compact(details.pop(key), BODY_CHARS)))
+    if details:
+        text = json.dumps(details, indent=1, default=str, ensure_ascii=False)
+        sections.append(Section("details", text[:BODY_CHARS]))
+    return EvidenceView(
+        measured=str(data.get("measured") or ""),
+        value=compact(data.get("value")),
+        threshold=str(data.get("threshold") or ""),
+        reason=str(data.get("reason") or ""),
+        sections=tuple(sections),
+    )
+
+
+def comparison(name: str, evidence: Iterable[dict[str, Any]]) -> Comparison | None:
+    """The first numeric value held to a numeric limit in a check's evidence, if any.
+
+    Thresholds are text (``status in [200]; latency <= 300 ms``): each ``;`` part that ends in
+    a comparison with a number is matched with the value itself (a number) or the value's key
+    that starts with the part's subject (``latency`` finds ``latency_ms``).
+    """
+    for item in evidence:
+        value = item.get("value")
+        for part in str(item.get("threshold") or "").split(";"):
+            match = _LIMIT.match(part)
+            if match is None:
+                continue
+            subject = (match["subject"] or "").strip()
+            measured = _numeric(value, subject)
+            if measured is None:
+                continue
+            return Comparison(
+                check=name,
+                subject=subject or name,
+                value=measured,
+                op=match["op"],
+                limit=float(match["limit"]),
+                unit=match["unit"] or "",
+            )
+    return None
+
+
+def _numeric(value: Any, subject: str) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict) and subject:
+        word = subject.split()[0].lower()
+        for key, sub in value.items():
+            numeric = isinstance(sub, (int, float)) and not isinstance(sub, bool)
+            if numeric and str(key).lower().startswith(word):
+                return float(sub)
+    return None
+
+
+def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> tuple[CheckRow, ...]:
+    """One row per outcome: failed first, then errored, no data, passed; critical first within."""
+    rows: list[CheckRow] = []
+    for outcome in outcomes:
+        check = outcome.get("check") or {}
+        evidence = [e for e in outcome.get("evidence") or () if isinstance(e, dict)]
+        name = str(check.get("name", "?"))
+        status = str(outcome.get("status", "error"))
+        category = str(check.get("category", "general"))
+        first = evidence[0] if evidence else {}
+        rows.append(
+            CheckRow(
+                name=name,
+                kind=str(check.get("kind", "")),
+                category=category,
+                cat_id=cat_ids.setdefault(category, f"c{len(cat_ids)}"),
+                severity=str(check.get("severity", "major")),
+                status=status,
+                reason=str(outcome.get("reason") or ""),
+                description=str(check.get("description") or ""),
+                nodeid=str(check.get("nodeid") or ""),
+                on_fail=str(check.get("on_fail") or ""),
+                duration_s=float(outcome.get("duration_s") or 0.0),
+                value=compact(first.get("value")),
+                threshold=str(first.get("threshold") or ""),
+                evidence=tuple(evidence_view(e) for e in evidence),
+                comparison=comparison(name, evidence),
+            )
+        )
+    rows.sort(
+        key=lambda r: (STATUS_ORDER.get(r.status, 1), SEVERITY_ORDER.get(r.severity, 3), r.name)
+    )
+    return tuple(rows)
+
+
+def category_ids(summary: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Short, CSS-safe ids for categories (names are user text and never go into a selector)."""
+    names = {str(c.get("category")) for c in summary.get("categories") or ()}
+    names |= {str((o.get("check") or {}).get("category", "general")) for o in outcomes}
+    return {name: f"c{index}" for index, name in enumerate(sorted(names))}
+
+
+def category_rows(
+    summary: dict[str, Any], rows: Iterable[CheckRow], cat_ids: dict[str, str]
+) -> tuple[CategoryRow, ...]:
+    by_category: dict[str, list[CheckRow]] = {}
+    for row in rows:
+        by_category.setdefault(row.category, []).append(row)
+    scores = {str(c.get("category")): c for c in summary.get("categories") or ()}
+    result: list[CategoryRow] = []
+    for name in sorted(set(scores) | set(by_category)):
+        members = by_category.get(name, [])
+        given = scores.get(name, {})
+        met = int(given.get("met", sum(r.status == "passed" for r in members)))
+        total = int(given.get("total", len(members)))
+        score = float(given.get("score", 10.0 * met / total if total else 0.0))
+        worst = min((r.status for r in members), key=lambda s: STATUS_ORDER.get(s, 1), default="")
+        result.append(
+            CategoryRow(name, cat_ids[name], score, met, total, worst or "no_data", _notes(members))
+        )
+    return tuple(result)
+
+
+def _notes(members: list[CheckRow]) -> str:
+    bad = [r for r in members if r.status != "passed"]  # already worst first
+    if not members:
+        return "no checks reported"
+    if not bad:
+        return f"all {len(members)} check(s) passed"
+    shown = ", ".join(f"{r.name} ({STATUS_LABELS.get(r.status, r.status)})" for r in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return f"{len(members) - len(bad)}/{len(members)} passed; {shown}{more}"

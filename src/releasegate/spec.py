@@ -1,0 +1,322 @@
+"""The gate spec: what ``releasegate.yaml`` may contain, as pydantic models.
+
+Loading (YAML, ``${VAR}`` interpolation, error messages) lives in ``loader.py``; this module only
+says what is valid. Every model forbids unknown keys so that a typo is an error, not a silently
+ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import spec_db
+from .model import Action, CheckInfo, Mode, Severity
+from .phases import Phase
+from .spec_db import Database
+
+Verdicts = Literal["GO", "CONDITIONAL GO", "NO-GO", "INCONCLUSIVE"]
+_ROLLBACK_ON: tuple[Verdicts, ...] = ("NO-GO", "INCONCLUSIVE")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Deployment(Strict):
+    """The deployment under test."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Deployment id; also the folder its records are written to.",
+    )
+    version: str | None = Field(None, description="Expected deployed version.")
+    commit: str | None = Field(None, description="Expected deployed commit.")
+    description: str = ""
+
+
+class Target(Strict):
+    """Where the deployment answers. ``demo://`` starts the embedded demo target."""
+
+    base_url: str = Field(description="Base URL of the deployment, or demo:// for the demo.")
+    baseline_url: str | None = Field(None, description="Base URL of the previous version.")
+    timeout_s: float = Field(5.0, gt=0, le=600, description="Default per-request timeout.")
+    verify_tls: bool = True
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request.")
+
+    @field_validator("base_url", "baseline_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "demo://":
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (or be demo://)")
+        return value.rstrip("/")
+
+    @property
+    def is_demo(self) -> bool:
+        return self.base_url == "demo://"
+
+
+class Scoring(Strict):
+    """Readiness score thresholds (0-10)."""
+
+    go: float = Field(9.0, ge=0, le=10)
+    conditional: float = Field(7.5, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scoring:
+        if self.conditional > self.go:
+            raise ValueError(f"conditional ({self.conditional}) must not be above go ({self.go})")
+        return self
+
+
+class PhaseSettings(Strict):
+    mode: Mode = Mode.ENFORCE
+    description: str = ""
+
+
+class Retry(Strict):
+    """Retry a request until its expectations hold (eventual consistency)."""
+
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+    backoff_s: float = Field(0.2, gt=0, le=60)
+    factor: float = Field(2.0, ge=1, le=10)
+    max_backoff_s: float = Field(5.0, gt=0, le=600)
+
+
+class Expect(Strict):
+    """What an HTTP answer must look like."""
+
+    status: int | list[int] | None = Field(200, description="Allowed status code(s).")
+    json_subset: Any = Field(
+        None, alias="json", description="The JSON body must contain this (recursive subset)."
+    )
+    jsonpath: dict[str, Any] = Field(
+        default_factory=dict, description="JSONPath expression -> expected value."
+    )
+    body_regex: str | None = Field(None, description="A regular expression the body must match.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Expected header values.")
+    max_latency_ms: float | None = Field(None, gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class HttpRequest(Strict):
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    path: str = Field(pattern=r"^/", description="Path below the target's base URL.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(None, alias="json")
+    body: str | None = None
+    timeout_s: float | None = Field(None, gt=0, le=600)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CheckBase(Strict):
+    """Fields every check has."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    phases: list[Phase] = Field(min_length=1, description="Phases this check belongs to.")
+    category: str = "health"
+    severity: Severity = Severity.MAJOR
+    weight: float | None = Field(None, ge=0, description="Defaults by severity: 3, 2, 1.")
+    on_fail: Action | None = None
+    description: str = ""
+
+    kind: str = "smoke"
+
+    def info(self, nodeid: str = "") -> CheckInfo:
+        return CheckInfo(
+            name=self.name,
+            kind=self.kind,
+            category=self.category,
+            severity=self.severity,
+            weight=self.weight if self.weight is not None else self.severity.default_weight,
+            phases=tuple(self.phases),
+            on_fail=self.on_fail,
+            description=self.description,
+            nodeid=nodeid,
+        )
+
+
+class HttpCheck(CheckBase):
+    """A declarative HTTP request and what its answer must look like."""
+
+    type: Literal["http"]
+    request: HttpRequest
+    expect: Expect = Field(default_factory=Expect)
+    retry: Retry | None = None
+
+
+class LivenessCheck(CheckBase):
+    """GET the liveness endpoint; it must answer 2xx."""
+
+    type: Literal["liveness"]
+    path: str = Field("/healthz", pattern=r"^/")
+    max_latency_ms: float | None = Field(None, gt=0)
+    retry: Retry | None = None
+
+
+class ReadinessCheck(CheckBase):
+    """GET the readiness endpoint; it must answer 2xx and report every dependency up."""
+
+    type: Literal["readiness"]
+    path: str = Field("/readyz", pattern=r"^/")
+    dependencies_key: str = Field("dependencies", description="Key of the per-dependency map.")
+    healthy_values: list[str] = Field(default_factory=lambda: ["ok", "healthy", "up", "ready"])
+    required: list[str] = Field(
+        default_factory=list, description="Dependencies that must be present and healthy."
+    )
+    retry: Retry | None = None
+
+
+class VersionCheck(CheckBase):
+    """GET the version endpoint; the deployed version/commit must equal the expected one."""
+
+    type: Literal["version"]
+    path: str = Field("/version", pattern=r"^/")
+    version_key: str = "version"
+    commit_key: str = "commit"
+    retry: Retry | None = None
+
+
+class FuzzEndpoint(Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    path: str = Field(pattern=r"^/")
+    example: dict[str, Any] = Field(
+        default_factory=dict, description="A valid JSON body; its fields are mutated."
+    )
+
+
+class BadInputCheck(CheckBase):
+    """Malformed requests (hypothesis) must never get a 5xx or hang."""
+
+    type: Literal["bad_input"]
+    category: str = "security"
+    endpoints: list[FuzzEndpoint] = Field(min_length=1)
+    max_examples: int = Field(60, ge=1, le=10_000)
+    deadline_s: float = Field(20.0, gt=0, le=600)
+    request_timeout_s: float = Field(3.0, gt=0, le=60)
+
+
+class DbCheckBase(CheckBase):
+    """Fields of every DB check; their own fields are in ``spec_db.py``."""
+
+    kind: str = "db"
+    category: str = "data"
+
+
+class OrphansCheck(spec_db.OrphansFields, DbCheckBase):
+    """Child rows whose parent is missing: reflected foreign keys and declared references."""
+
+
+class NotNullCheck(spec_db.NotNullFields, DbCheckBase):
+    """Rows where a column is NULL."""
+
+
+class UniqueCheck(spec_db.UniqueFields, DbCheckBase):
+    """Keys (one column or a compound key) that more than one row has."""
+
+
+class AcceptedValuesCheck(spec_db.AcceptedValuesFields, DbCheckBase):
+    """Rows whose column holds a value outside the accepted list (NULL is not counted)."""
+
+
+class ValueRangeCheck(spec_db.ValueRangeFields, DbCheckBase):
+    """Rows whose column is outside [min, max] (NULL is not counted)."""
+
+
+class RowCountCheck(spec_db.RowCountFields, DbCheckBase):
+    """The table's row count: bounds, and growth against a snapshot's count."""
+
+
+class FreshnessCheck(spec_db.FreshnessFields, DbCheckBase):
+    """The newest timestamp in a column is at most max_age_s old."""
+
+
+class SchemaDriftCheck(spec_db.SchemaDriftFields, DbCheckBase):
+    """The live schema against a snapshot: tables, columns, types, indexes, foreign keys."""
+
+
+class MigrationHeadCheck(spec_db.MigrationHeadFields, DbCheckBase):
+    """The applied migration revision (alembic_version) is the expected one."""
+
+
+class SqlCheck(spec_db.SqlFields, DbCheckBase):
+    """A read-only query returning one number, held to min/max."""
+
+
+DbCheck = (
+    OrphansCheck
+    | NotNullCheck
+    | UniqueCheck
+    | AcceptedValuesCheck
+    | ValueRangeCheck
+    | RowCountCheck
+    | FreshnessCheck
+    | SchemaDriftCheck
+    | MigrationHeadCheck
+    | SqlCheck
+)
+
+Check = Annotated[
+    HttpCheck | LivenessCheck | ReadinessCheck | VersionCheck | BadInputCheck | DbCheck,
+    Field(discriminator="type"),
+]
+
+
+class CommandHook(Strict):
+    """Run a command (an argv list, never a shell string) when the decision is one of ``on``."""
+
+    name: str
+    type: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1)
+    on: list[Verdicts] = Field(default_factory=lambda: list(_ROLLBACK_ON))
+    timeout_s: float = Field(60.0, gt=0, le=3600)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+class Spec(Strict):
+    """A whole ``releasegate.yaml``."""
+
+    version: Literal[1] = 1
+    deployment: Deployment
+    target: Target
+    scoring: Scoring = Field(default_factory=Scoring)
+    phases: dict[Phase, PhaseSettings] = Field(
+        default_factory=lambda: {Phase.T0H: PhaseSettings(mode=Mode.DARK)}
+    )
+    checks: list[Check] = Field(default_factory=list)
+    hooks: list[CommandHook] = Field(default_factory=list)
+    databases: dict[str, Database] = Field(
+        default_factory=dict, description="Databases the DB checks read, by name (main first)."
+    )
+
+    @model_validator(mode="after")
+    def _known_databases(self) -> Spec:
+        problem = spec_db.unknown_database(self.checks, self.databases)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Spec:
+        seen: set[str] = set()
+        for index, check in enumerate(self.checks):
+            if check.name in seen:
+                raise ValueError(
+                    f"checks[{index}].name {check.name!r} is used twice: check names must be unique"
+                )
+            seen.add(check.name)
+        return self
+
+    def mode_for(self, phase: Phase) -> Mode:
+        settings = self.phases.get(phase)
+        return settings.mode if settings else Mode.ENFORCE
+
+    def checks_for(self, phase: Phase) -> list[Any]:
+        return [c for c in self.checks if phase in c.phases]

@@ -1,0 +1,23 @@
+"""The test function behind every spec check (collected from the spec file, see collect.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import GateFailure, ProbeError
+from .evidence import EvidenceRecorder
+from .model import Status
+from .probes import ProbeContext, run_check
+
+
+def check(
+    releasegate_check: Any, rg_probe_context: ProbeContext, rg_evidence: EvidenceRecorder
+) -> None:
+    """Run the check's probe and turn its result into a pass, a failure or an error."""
+    result = run_check(releasegate_check, rg_probe_context)
+    rg_evidence.add(*result.evidence)
+    if result.status is Status.ERROR:
+        raise ProbeError(result.reason)
+    if result.status is Status.FAILED:
+        raise GateFailure(result.reason)
+    rg_evidence.reason(result.reason)

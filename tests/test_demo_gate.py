@@ -1,0 +1,161 @@
+"""End to end: `releasegate demo` on a copy of the demo suite, healthy and with each fault."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASEGATE = str(Path(sys.executable).with_name("releasegate"))
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    """A copy of the repository's demo suite, so that each run writes its own records."""
+    for name in ("releasegate.yaml", "pytest.ini", "conftest.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "checks", tmp_path / "checks")
+    shutil.copytree(ROOT / "fixtures" / "hooks", tmp_path / "fixtures" / "hooks")
+    return tmp_path
+
+
+def demo(
+    suite: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, dict[str, Any]]:
+    done = subprocess.run(
+        [RELEASEGATE, "demo", *args],
+        cwd=suite,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "ROLLBACK_LOG": str(suite / "rollbacks.jsonl"), **(env or {})},
+        check=False,
+    )
+    phase = next((a.split("=", 1)[1] for a in args if a.startswith("--phase=")), "t24h")
+    record_file = suite / "reports/out/demo-shop" / phase / "decision.json"
+    record = json.loads(record_file.read_text()) if record_file.exists() else {}
+    return done.returncode, done.stdout + done.stderr, record
+
+
+def rollbacks(suite: Path) -> list[dict[str, Any]]:
+    log = suite / "rollbacks.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_healthy_demo_is_go_and_fires_no_hook(suite: Path) -> None:
+    code, output, record = demo(suite)
+    assert code == 0, output
+    assert record["decision"] == "GO"
+    assert record["score"] == 10.0
+    assert record["summary"]["criteria_met"] == record["summary"]["criteria_total"] >= 10
+    assert rollbacks(suite) == []
+    assert "releasegate demo: GO (score 10.00/10) for demo-shop phase t24h" in output
+    kinds = {o["check"]["kind"] for o in record["outcomes"]}
+    assert "smoke" in kinds
+
+
+@pytest.mark.parametrize(
+    ("fault", "blocker", "verdict"),
+    [
+        ("wrong_version=9.9.9", "deployed-version", "NO-GO"),
+        ("error_rate=1", "liveness", "NO-GO"),
+        ("latency_ms=400", "catalog-latency", "NO-GO"),
+        ("dependency_down=database", "readiness", "NO-GO"),
+        ("bad_input_5xx=1", "orders-reject-bad-input", "NO-GO"),
+    ],
+)
+def test_each_demo_fault_blocks_and_fires_the_rollback_hook(
+    suite: Path, fault: str, blocker: str, verdict: str
+) -> None:
+    code, output, record = demo(suite, "--fault", fault)
+    assert code == 11, output
+    assert record["decision"] == verdict
+    assert blocker in [b["check"] for b in record["summary"]["blockers"]]
+    fired = rollbacks(suite)
+    assert len(fired) == 1
+    assert fired[0]["decision"] == verdict
+    assert blocker in fired[0]["blockers"]
+    assert record["actions"][0]["fired"] is True
+    assert record["actual_action"] in ("immediate_rollback", "gradual_rollback")
+
+
+def test_unreachable_target_is_inconclusive_with_the_reason(suite: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "gate_t24h", "-p", "no:randomly"],
+        cwd=suite,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "RELEASEGATE_TARGET_URL": "http://127.0.0.1:9",
+            "ROLLBACK_LOG": str(suite / "rollbacks.jsonl"),
+        },
+        check=False,
+    )
+    record = json.loads((suite / "reports/out/demo-shop/t24h/decision.json").read_text())
+    assert done.returncode == 12, done.stdout
+    assert record["decision"] == "INCONCLUSIVE"
+    liveness = next(o for o in record["outcomes"] if o["check"]["name"] == "liveness")
+    assert liveness["status"] == "error"
+    assert "cannot connect (connection refused)" in liveness["reason"]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert rollbacks(suite)[0]["decision"] == "INCONCLUSIVE"
+
+
+def test_non_loopback_target_is_refused_in_the_demo_suite(suite: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "gate_t24h"],
+        cwd=suite,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RELEASEGATE_TARGET_URL": "http://192.0.2.10:8080"},
+        check=False,
+    )
+    record = json.loads((suite / "reports/out/demo-shop/t24h/decision.json").read_text())
+    assert done.returncode == 12, done.stdout
+    assert record["decision"] == "INCONCLUSIVE"
+    reasons = " ".join(o["reason"] for o in record["outcomes"])
+    assert "only loopback targets" in reasons
+
+
+def test_dark_mode_records_would_action_and_fires_nothing(suite: Path) -> None:
+    code, output, record = demo(suite, "--phase=t0h", "--fault", "wrong_version=2.0.0")
+    assert code == 0, output
+    assert record["mode"] == "dark"
+    assert record["decision"] == "NO-GO"
+    assert record["would_action"] == "immediate_rollback"
+    assert record["actual_action"] is None
+    assert record["actions"] == [
+        {
+            "name": "rollback",
+            "type": "command",
+            "fired": False,
+            "ok": True,
+            "returncode": None,
+            "timed_out": False,
+            "duration_s": 0.0,
+            "stdout": "",
+            "stderr": "",
+            "error": "",
+        }
+    ]
+    assert rollbacks(suite) == []
+    assert "rollback: would fire (dark mode)" in output
+
+
+def test_unknown_fault_is_a_clear_error(suite: Path) -> None:
+    code, output, _ = demo(suite, "--fault", "wrong_versoin=1")
+    assert code != 0
+    assert "did you mean 'wrong_version'" in output.lower()
+    assert "Traceback" not in output
