@@ -86,9 +86,26 @@ def write_record(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".json.tmp{os.getpid()}")
     payload = record.to_dict() if data is None else data
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(dumps_record(payload), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def dumps_record(payload: dict[str, Any]) -> str:
+    """The record as JSON: indented, but one line per outcome.
+
+    A line per outcome greps and diffs well, and keeps the encoding in C: ``json.dumps``
+    with ``indent`` falls back to pure Python, ten times slower on a 10,000-check record.
+    """
+    fields = []
+    for key, value in payload.items():
+        if key == "outcomes" and isinstance(value, list) and value:
+            lines = ",\n    ".join(json.dumps(o, default=str) for o in value)
+            text = f"[\n    {lines}\n  ]"
+        else:
+            text = json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
+        fields.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -138,7 +138,7 @@ class GateSession:
             return
         try:
             self.report_paths = write_reports(
-                data, self.record_path.parent, self.settings.templates
+                data, self.record_path.parent, self.settings.templates, redacted=True
             )
         except (ReleasegateError, TemplateError, OSError) as err:
             self.report_error = redact_text(str(err))

