@@ -8,8 +8,9 @@ rebuilds it): 1,000,000 ``parent`` rows and 10,000,000 ``child`` rows with a for
 plus a few injected orphans, NULL emails and duplicate emails.
 
 Each repetition, alternating: (a) the orphans + not_null + unique checks of ``child`` through
-releasegate's probes (one bundled aggregate query, then the example queries for the checks
-that found something), in a child process whose peak RSS is the gate's memory; (b) the same
+releasegate's probes (orphans and not_null in one bundled aggregate query, then their example
+queries; unique as one grouping that returns its number and example keys), in a child
+process whose peak RSS is the gate's memory, and again with ``examples: 0``; (b) the same
 three numbers from one hand-written query. Prints a JSON summary and a Markdown table row.
 Not part of the test suite.
 """

@@ -144,7 +144,7 @@ def test_checks_on_one_table_share_one_query(scratch_db: ScratchDb, db_check: An
     checks = [
         {"name": "o", "type": "orphans", "table": "child"},
         {"name": "nn", "type": "not_null", "table": "child", "columns": ["email"]},
-        {"name": "u", "type": "unique", "table": "child", "columns": ["email"]},
+        {"name": "u", "type": "unique", "table": "child", "columns": ["email"], "examples": 0},
         {"name": "rc", "type": "row_count", "table": "child", "min": 1},
         {"name": "other", "type": "not_null", "table": "parent", "columns": ["name"]},
     ]
@@ -154,6 +154,28 @@ def test_checks_on_one_table_share_one_query(scratch_db: ScratchDb, db_check: An
     assert len(sqls) == 1, "the four checks of child must share one query"
     assert details(results[0])["bundled_with"] == ["nn", "rc", "u"]
     assert details(results[4])["bundled_with"] == []
+
+
+def test_unique_with_examples_groups_once_for_number_and_keys(
+    scratch_db: ScratchDb, db_check: Any
+) -> None:
+    scratch_db.create_shop()
+    nn = {"name": "nn", "type": "not_null", "table": "child", "columns": ["email"]}
+    u = {"name": "u", "type": "unique", "table": "child", "columns": ["email"]}
+    clean_nn, clean_u = db_check(nn, u)
+    assert clean_u.status is Status.PASSED
+    assert details(clean_u)["sql"] != details(clean_nn)["sql"]
+    assert "HAVING COUNT(*) > 1" in details(clean_u)["sql"]
+    assert details(clean_nn)["bundled_with"] == []
+    scratch_db.run(
+        "UPDATE child SET email = 'same@x' WHERE id IN (1, 2, 3)",
+        "UPDATE child SET email = 'twice@x' WHERE id IN (4, 5)",
+    )
+    _, bad = db_check(nn, {**u, "examples": 1})
+    assert bad.status is Status.FAILED
+    assert bad.evidence[0].value == 3  # 2 extra rows of same@x, 1 of twice@x
+    assert len(details(bad)["examples"]) == 1  # the number is not capped by the examples
+    assert details(bad)["examples"][0]["email"] in ("same@x", "twice@x")
 
 
 def test_a_broken_sibling_does_not_break_the_bundle(scratch_db: ScratchDb, db_check: Any) -> None:

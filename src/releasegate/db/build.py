@@ -13,6 +13,8 @@ its metrics: every check adds aggregate expressions to one ``SELECT ... FROM tab
   subquery over ``GROUP BY key HAVING COUNT(*) > 1`` on SQLite
 
 A check whose number is over zero then runs one ``LIMIT``-ed query for its example keys.
+``unique`` with examples is the exception: its own ``GROUP BY key HAVING COUNT(*) > 1``
+statement returns the duplicated keys and their number at once.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class Item:
     expr: str
     examples_sql: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Measured by a statement of its own that returns up to N example rows, each with the
+    # number in column ``rg_total`` (no row: the number is 0); ``expr`` is then unused.
+    own_sql: str | None = None
 
 
 @dataclass(slots=True)
@@ -150,11 +155,16 @@ class Bundle:
     joins: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def in_bundle(self) -> list[Item]:
+        """The items the aggregate query measures (the others have a statement each)."""
+        return [item for item in self.items if item.own_sql is None]
+
     def sql(self, session: DbSession) -> str:
         source = self.table.sql(session)
         if self.where:
             source = f"(SELECT * FROM {source} WHERE ({self.where}))"
-        columns = ",\n  ".join(f"{item.expr} AS a{i}" for i, item in enumerate(self.items))
+        columns = ",\n  ".join(f"{item.expr} AS a{i}" for i, item in enumerate(self.in_bundle))
         joins = "".join(f"\n{join}" for join in self.joins)
         return f"SELECT\n  {columns}\nFROM {source} c{joins}"
 
@@ -232,6 +242,17 @@ class Builder:
         present = self._filter(" AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns))
         groups = f"SELECT {keys}, COUNT(*) AS n FROM {table} WHERE {present} GROUP BY {keys}"
         groups += " HAVING COUNT(*) > 1"
+        what = f"duplicate rows of {self.bundle.table}({', '.join(columns)})"
+        if limit > 0:
+            # The duplicated keys are the examples: one grouping gives the number and them
+            # (the database keeps the groups once for both). Counting inside the bundle and
+            # grouping again for examples would read the table twice when a check fails.
+            own = (
+                f"WITH d AS ({groups})\nSELECT d.*, (SELECT COALESCE(SUM(g.n - 1), 0) FROM d g)"
+                f" AS rg_total FROM d LIMIT {limit}"
+            )
+            self.add(Item(check, what, "", own_sql=own))
+            return
         cols = [f"c.{self.q(c)}" for c in columns]
         present_c = " AND ".join(f"{c} IS NOT NULL" for c in cols)
         rows = f"COALESCE(SUM(CASE WHEN {present_c} THEN 1 ELSE 0 END), 0)"
@@ -245,9 +266,7 @@ class Builder:
             expr = f"{rows} - COUNT(DISTINCT {', '.join(cols)})"
         else:  # SQLite has no multi-column COUNT(DISTINCT): a subquery over the groups
             expr = f"(SELECT COALESCE(SUM(d.n - 1), 0) FROM ({groups}) d)"
-        examples = f"{groups} LIMIT {limit}" if limit > 0 else None
-        what = f"duplicate rows of {self.bundle.table}({', '.join(columns)})"
-        self.add(Item(check, what, expr, examples))
+        self.add(Item(check, what, expr))
 
     def orphans(self, check: str, relation: Relation, limit: int) -> None:
         alias = f"p{len(self.bundle.joins)}"

@@ -13,6 +13,7 @@ from typing import Any
 from .build import (
     Builder,
     Bundle,
+    Item,
     Relation,
     TableRef,
     foreign_keys,
@@ -140,21 +141,33 @@ def measure(
         builder = Builder(session, bundle, info)
         for member in members:
             results[member.name].missing = _add(builder, session, member, ref)
-    if not bundle.items:
-        return results
-    sql = bundle.sql(session)
-    row = session.row(sql, bundle.params)
-    assert row is not None  # an aggregate query without GROUP BY returns exactly one row
-    in_bundle = sorted({item.check for item in bundle.items})
-    for index, item in enumerate(bundle.items):
-        value = plain(row[index])
-        found = Found(item.what, value, sql, examples_sql=item.examples_sql)
-        if item.examples_sql and isinstance(value, int) and value > 0:
-            found.examples = [
-                {k: plain(v) for k, v in r._mapping.items()}
-                for r in session.rows(item.examples_sql, bundle.params)
-            ]
-        measured = results[item.check]
-        measured.found.append(found)
-        measured.bundled_with = [n for n in in_bundle if n != item.check]
+    aggregated = bundle.in_bundle
+    sql = bundle.sql(session) if aggregated else ""
+    row = session.row(sql, bundle.params) if aggregated else None
+    in_bundle = sorted({item.check for item in aggregated})
+    index = 0
+    for item in bundle.items:
+        if item.own_sql is not None:
+            found = _measure_alone(session, item, bundle.params)
+        else:
+            assert row is not None  # an aggregate query without GROUP BY returns one row
+            found = Found(item.what, plain(row[index]), sql)
+            found.examples_sql = item.examples_sql
+            index += 1
+            if item.examples_sql and isinstance(found.value, int) and found.value > 0:
+                found.examples = [
+                    {k: plain(v) for k, v in r._mapping.items()}
+                    for r in session.rows(item.examples_sql, bundle.params)
+                ]
+            results[item.check].bundled_with = [n for n in in_bundle if n != item.check]
+        results[item.check].found.append(found)
     return results
+
+
+def _measure_alone(session: DbSession, item: Item, params: dict[str, Any]) -> Found:
+    """An item with its own statement: example rows, each carrying the number (none: 0)."""
+    assert item.own_sql is not None
+    rows = session.rows(item.own_sql, params)
+    value = plain(rows[0]._mapping["rg_total"]) if rows else 0
+    examples = [{k: plain(v) for k, v in r._mapping.items() if k != "rg_total"} for r in rows]
+    return Found(item.what, value, item.own_sql, examples)
