@@ -484,3 +484,18 @@ def test_the_body_excerpt_is_bounded(server: LocalServer) -> None:
     assert len(body) == 2000
     assert body.endswith("…")
     assert evidence(result)["details"]["response"]["bytes"] == 50_000
+
+
+def test_a_proxy_from_the_environment_never_gets_loopback_traffic(
+    order_api: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy's own loopback is not ours: this one does not even exist.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    result = http(order_api)
+
+    assert result.status is Status.PASSED, result.reason
+    assert TargetClient("http://127.0.0.1:8000").session.trust_env is False
