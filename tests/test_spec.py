@@ -78,6 +78,27 @@ def test_secret_variables_are_registered_for_redaction(tmp_path: Path) -> None:
             [":5: checks[0].expect.staus: unknown key 'staus'. Did you mean 'status'?"],
         ),
         (
+            # A key that exists elsewhere in the spec is not suggested as its own fix.
+            "checks: []\nscoring: {go: 9, phases: [t24h]}\n",
+            [
+                "scoring.phases: unknown key 'phases'. It is not a key here (keys here:"
+                " conditional, go)"
+            ],
+        ),
+        (
+            # Suggestions come from the keys of this check type, not the whole spec.
+            "checks:\n  - {name: a, type: liveness, phases: [t24h], timeout_s: 3,"
+            " severty: major}\n",
+            [
+                "checks[0].timeout_s: unknown key 'timeout_s'. It is not a key here",
+                "checks[0].severty: unknown key 'severty'. Did you mean 'severity'?",
+            ],
+        ),
+        (
+            "databases:\n  main: {url: 'sqlite:///x.db', shema: public}\n",
+            ["databases.main.shema: unknown key 'shema'. Did you mean 'schema'?"],
+        ),
+        (
             "checks:\n  - {name: a, type: htp, phases: [t24h]}\n",
             [":5: checks[0].type: 'htp' is not a check type. Did you mean 'http'?"],
         ),
@@ -173,3 +194,11 @@ def test_validate_command_reports_a_bad_spec_without_traceback(tmp_path: Path) -
     assert done.returncode == 2
     assert "scoring.goo: unknown key 'goo'. Did you mean 'go'?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "target: {base_url: 'http://127.0.0.1:9'}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert f"{path}:4:1:" in str(info.value)
+    assert "key 'target' is given twice (first on line 3)" in str(info.value)

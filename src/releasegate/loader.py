@@ -26,7 +26,26 @@ _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when avail
 
 
 class _SpecLoader(_Base):  # type: ignore[misc]
-    """YAML 1.2 booleans: only true/false. YAML 1.1 would read the hook key ``on`` as True."""
+    """YAML 1.2 booleans: only true/false. YAML 1.1 would read the hook key ``on`` as True.
+
+    A key given twice in one mapping is an error: YAML would silently keep the last one.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[str, int] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                if key.value in first:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key.value!r} is given twice (first on line {first[key.value]}):"
+                        " keep one",
+                        key.start_mark,
+                    )
+                first[key.value] = key.start_mark.line + 1
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return mapping
 
 
 _SpecLoader.yaml_implicit_resolvers = {
@@ -109,6 +128,49 @@ def _model_types(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+def _keys_at(loc: tuple[int | str, ...], raw: Any) -> set[str] | None:
+    """The keys the spec allows in the mapping at ``loc``; None when that cannot be told."""
+    models: list[type[BaseModel]] = [Spec]
+    node, free_key = raw, False
+    for part in loc:
+        _, node = _child(node, part)
+        if isinstance(part, int) or free_key:
+            free_key = False
+        else:
+            fields = [f for m in models for n, f in m.model_fields.items() if part in (n, f.alias)]
+            models = [t for f in fields for t in _model_types(f.annotation)]
+            free_key = any(_is_mapping(f.annotation) for f in fields)
+        if isinstance(node, dict) and len(models) > 1:  # a check: its ``type`` tells which
+            tagged = [m for m in models if node.get("type") in _literal_values(m, "type")]
+            models = tagged or models
+        if not models:
+            return None
+    return {f.alias or n for m in models for n, f in m.model_fields.items()}
+
+
+def _is_mapping(annotation: Any) -> bool:
+    if getattr(annotation, "__origin__", None) is dict:
+        return True
+    return any(_is_mapping(arg) for arg in getattr(annotation, "__args__", ()) or ())
+
+
+def _literal_values(model: type[BaseModel], name: str) -> tuple[Any, ...]:
+    info = model.model_fields.get(name)
+    return getattr(info.annotation, "__args__", ()) if info is not None else ()
+
+
+def _unknown_key_hint(key: str, allowed: set[str] | None, vocabulary: set[str]) -> str:
+    names = sorted((allowed if allowed is not None else vocabulary) - {key})
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return f" Did you mean {close[0]!r}?"
+    shown = ", ".join(sorted(allowed or ()))
+    here = f" (keys here: {shown})" if shown and len(shown) <= 200 else ""
+    if allowed is not None and key in vocabulary:
+        return f" It is not a key here{here}: remove it or move it where it belongs."
+    return f" Remove it{here}."
+
+
 def _loc_text(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -179,8 +241,7 @@ def format_validation_error(
         value = problem.get("input")
         if kind == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
-            close = difflib.get_close_matches(key, sorted(vocabulary), n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else " Remove it."
+            hint = _unknown_key_hint(key, _keys_at(loc[:-1], raw), vocabulary)
             lines.append(f"  {at}{where}: unknown key {key!r}.{hint}")
         elif kind == "missing":
             lines.append(f"  {at}{where}: required key is missing. Fix: add it.")
