@@ -205,6 +205,9 @@ def test_fixture_error_is_an_error_outcome(pytester: pytest.Pytester) -> None:
     [
         (["-m", "gate_t24h or gate_t48h"], "*selects phases t24h, t48h*exactly one phase*"),
         (["--rg-phase", "t48h", "-m", "gate_t24h"], "*--rg-phase t48h contradicts -m*"),
+        # A negated or widened phase would decide t24h on other phases' checks (or none).
+        (["-m", "not gate_t24h"], "*-m 'not gate_t24h' selects checks outside phase t24h*"),
+        (["-m", "gate_t24h or smoke"], "*selects checks outside phase t24h*-m gate_t24h*"),
         (["--rg-phase", "t25h"], "*unknown phase 't25h'*t0h, t8h*"),
         (
             [],
@@ -224,6 +227,13 @@ def test_ambiguous_or_contradictory_runs_are_refused(
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert not (pytester.path / "reports").exists()
+
+
+def test_a_phase_narrowed_with_and_still_decides(pytester: pytest.Pytester) -> None:
+    make_suite(pytester)
+    result = pytester.runpytest("-m", "gate_t24h and not slow")
+    assert "releasegate: phase t24h" in result.stdout.str()
+    assert (pytester.path / "reports/out/shop/t24h/decision.json").exists()
 
 
 def test_a_run_without_gate_checks_is_left_alone(pytester: pytest.Pytester) -> None:

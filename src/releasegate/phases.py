@@ -55,6 +55,41 @@ def parse_phase(value: str) -> Phase:
         raise ValueError(f"unknown phase {value!r}: expected one of {known}") from None
 
 
+_TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+_NAME = re.compile(r"^[A-Za-z_][\w.+-]*$")
+
+
+def selects_only(expr: str, marker: str) -> bool | None:
+    """Whether ``-m expr`` selects only items marked ``marker`` (and some of them).
+
+    ``not gate_t24h`` or ``gate_t24h or smoke`` would run checks of other phases in a run
+    that decides for t24h. Answers by trying every truth value of the expression's names;
+    None when the expression is beyond that (keyword matching, too many names).
+    """
+    tokens = _TOKEN.findall(expr)
+    words = {"and", "or", "not", "(", ")"}
+    if not tokens or any(t not in words and not _NAME.match(t) for t in tokens):
+        return None
+    names = sorted({t for t in tokens if t not in words} - {marker})
+    if len(names) > 12:
+        return None
+
+    def value(truth: dict[str, bool]) -> bool:
+        text = " ".join(t if t in words else str(truth.get(t, t == marker)) for t in tokens)
+        try:
+            return bool(eval(text, {"__builtins__": {}}))  # noqa: S307 - only and/or/not/()/True/False
+        except SyntaxError:
+            return False
+
+    some = False
+    for bits in range(2 ** len(names)):
+        truth = {name: bool(bits >> i & 1) for i, name in enumerate(names)}
+        if value({**truth, marker: False}):
+            return False
+        some = some or value({**truth, marker: True})
+    return some
+
+
 def phases_in_markexpr(expr: str) -> list[str]:
     """The phase names that a ``-m`` expression mentions, in order, without duplicates."""
     seen: list[str] = []

@@ -10,7 +10,7 @@ import pytest
 from .errors import SpecError, UsageError
 from .loader import LoadedSpec, load_spec
 from .model import Mode
-from .phases import Phase, parse_phase, phases_in_markexpr
+from .phases import Phase, parse_phase, phases_in_markexpr, selects_only
 from .spec import Spec
 
 DEFAULT_SPEC = "releasegate.yaml"
@@ -82,6 +82,14 @@ def resolve(config: pytest.Config) -> RunSettings:
             phase = parse_phase(phase_opt)
         if from_markexpr:
             marked = parse_phase(from_markexpr[0])
+            expr = config.getoption("markexpr") or ""
+            if selects_only(expr, marked.marker) is False:
+                raise pytest.UsageError(
+                    f"-m {expr!r} selects checks outside phase {marked.value} (or none of"
+                    f" it), and a gate run decides for exactly one phase. Select the phase"
+                    f" itself: -m {marked.marker}, narrowed with 'and' if needed"
+                    f" (-m '{marked.marker} and smoke')."
+                )
             if phase is not None and marked is not phase:
                 raise pytest.UsageError(
                     f"--rg-phase {phase.value} contradicts -m selecting {marked.marker}:"
