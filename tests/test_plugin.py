@@ -483,3 +483,29 @@ def test_interrupted_run_is_inconclusive_never_go(pytester: pytest.Pytester) -> 
     data = record(pytester)
     assert data["decision"] == "INCONCLUSIVE"
     assert "21 checks were collected but 1 outcomes were reported" in data["summary"]["reasons"][0]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_check_that_could_not_measure_reads_error_not_failed(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    pytester.makefile(
+        ".yaml",
+        releasegate="version: 1\ndeployment: {name: shop}\n"
+        "target: {base_url: 'http://127.0.0.1:9'}\n"
+        "checks:\n  - {name: live, type: liveness, phases: [t24h]}\n"
+        "  - {name: ready, type: readiness, phases: [t24h], severity: minor}\n",
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gate_t24h
+        def test_plain_failure():
+            assert 1 == 2
+        """
+    )
+    result = pytester.runpytest("-m", "gate_t24h", *workers)
+    result.assert_outcomes(errors=2, failed=1)
+    assert "ERROR releasegate.yaml::check[live] - live: ERROR" in result.stdout.str()
+    assert record(pytester)["decision"] in ("INCONCLUSIVE", "NO-GO")

@@ -155,6 +155,15 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return str(longrepr or "")
 
 
+def reported_status(report: pytest.TestReport) -> str | None:
+    """The status ``attach`` put on ``report`` (``"error"``, ``"failed"``, ...), if any."""
+    for key, value in report.user_properties:
+        if key == PROPERTY and isinstance(value, str):
+            status: str = json.loads(value)["status"]
+            return status
+    return None
+
+
 class OutcomeCollector:
     """Merges the per-phase parts of each check into one outcome (controller side)."""
 

@@ -13,7 +13,14 @@ import pytest
 
 from .errors import GateFailure, ProbeError, ReleasegateError
 from .evidence import EvidenceRecorder
-from .outcomes import attach, check_info, is_gate_item, is_spec_check, item_phases
+from .outcomes import (
+    attach,
+    check_info,
+    is_gate_item,
+    is_spec_check,
+    item_phases,
+    reported_status,
+)
 from .phases import KINDS, PHASE_DESCRIPTIONS, Phase
 from .session import PhaseGuard
 from .settings import DEFAULT_REPORT_DIR, DEFAULT_SPEC, RunSettings, resolve
@@ -198,6 +205,15 @@ def pytest_runtest_makereport(
     if settings is not None and report.failed:
         redact_report(report)
     return report
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    """A check that could not measure says ERROR (``E``), not FAILED, as its outcome does."""
+    if report.when == "call" and report.failed and reported_status(report) == "error":
+        return "error", "E", ("ERROR", {"red": True})
+    return None
 
 
 def redact_report(report: pytest.TestReport) -> None:
