@@ -371,6 +371,7 @@ def test_a_failing_hook_is_loud_with_exit_13(
     assert result.ret == 13
     result.stdout.fnmatch_lines([error, "exit code: 13 (a hook failed)"])
     assert record(pytester)["actions"][0]["ok"] is False
+    assert record(pytester)["actual_action"] is None  # the rollback did not happen
 
 
 def test_dark_mode_records_what_it_would_do_fires_nothing_and_exits_0(

@@ -107,7 +107,10 @@ class GateSession:
             spec_path=str(self.settings.loaded.path) if self.settings.loaded else "",
             actions=tuple(self.actions),
             would_action=would_action,
-            actual_action=None if dark or not self.actions else would_action,
+            # Taken only if a hook that fired for it succeeded; a failed hook is in ``actions``.
+            actual_action=(
+                would_action if not dark and any(a.fired and a.ok for a in self.actions) else None
+            ),
             extra={"scoring": {"go": spec.scoring.go, "conditional": spec.scoring.conditional}},
         )
         data = record.to_dict()
