@@ -360,6 +360,12 @@ def test_command_hook_does_not_fire_on_go(pytester: pytest.Pytester) -> None:
             0.5,
             "*no exit within 0.5s: killed*",
         ),
+        (
+            # The hook's own children die with it and cannot hold the gate on its pipes.
+            ["sh", "-c", "sleep 60 & sleep 60"],
+            0.5,
+            "*no exit within 0.5s: killed with its child processes*",
+        ),
         (["/nonexistent/rollback"], 30, "*cannot run '/nonexistent/rollback'*"),
     ],
 )

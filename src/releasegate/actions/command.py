@@ -5,8 +5,10 @@ The argv comes from the spec, never from target data, and is never given to a sh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -34,27 +36,34 @@ def run_command(
     full_env = {**os.environ, **env, **hook.env}
     started = time.perf_counter()
     try:
-        done = subprocess.run(
+        # Its own process group: on timeout the hook and whatever it started are killed
+        # together (a left-over child holding the output pipes would hang the gate).
+        proc = subprocess.Popen(
             hook.argv,
-            input=json.dumps(payload, default=str).encode(),
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             cwd=cwd,
             env=full_env,
-            timeout=hook.timeout_s,
-            check=False,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as err:
-        return ActionResult(
-            name=hook.name,
-            type=hook.type,
-            fired=True,
-            ok=False,
-            timed_out=True,
-            duration_s=time.perf_counter() - started,
-            stdout=_tail(err.stdout),
-            stderr=_tail(err.stderr),
-            error=f"no exit within {hook.timeout_s:g}s: killed",
-        )
+        try:
+            out, errs = proc.communicate(
+                json.dumps(payload, default=str).encode(), timeout=hook.timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            out, errs = _kill_group(proc)
+            return ActionResult(
+                name=hook.name,
+                type=hook.type,
+                fired=True,
+                ok=False,
+                timed_out=True,
+                duration_s=time.perf_counter() - started,
+                stdout=_tail(out),
+                stderr=_tail(errs),
+                error=f"no exit within {hook.timeout_s:g}s: killed with its child processes",
+            )
     except OSError as err:
         return ActionResult(
             name=hook.name,
@@ -68,10 +77,26 @@ def run_command(
         name=hook.name,
         type=hook.type,
         fired=True,
-        ok=done.returncode == 0,
-        returncode=done.returncode,
+        ok=proc.returncode == 0,
+        returncode=proc.returncode,
         duration_s=time.perf_counter() - started,
-        stdout=_tail(done.stdout),
-        stderr=_tail(done.stderr),
-        error="" if done.returncode == 0 else f"exit status {done.returncode}",
+        stdout=_tail(out),
+        stderr=_tail(errs),
+        error="" if proc.returncode == 0 else f"exit status {proc.returncode}",
     )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Kill the hook's process group and collect what it wrote, without waiting forever."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        return proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        # Something escaped the group (its own session) and still holds the pipes.
+        proc.kill()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        proc.wait()
+        return b"", b""
