@@ -60,7 +60,18 @@ def test_healthy_demo_is_go_and_fires_no_hook(suite: Path) -> None:
     assert rollbacks(suite) == []
     assert "releasegate demo: GO (score 10.00/10) for demo-shop phase t24h" in output
     kinds = {o["check"]["kind"] for o in record["outcomes"]}
-    assert "smoke" in kinds
+    assert {"smoke", "db"} <= kinds
+    assert_reports_written(suite, output, "GO")
+
+
+def assert_reports_written(suite: Path, output: str, verdict: str) -> None:
+    folder = suite / "reports/out/demo-shop/t24h"
+    for name in ("scorecard.html", "executive.html", "summary.md"):
+        line = f"releasegate demo: {name.split('.')[0]} reports/out/demo-shop/t24h/{name}"
+        assert line in output, output
+        text = (folder / name).read_text()
+        assert "demo-shop" in text
+        assert verdict in text, f"{name} does not show {verdict}"
 
 
 @pytest.mark.parametrize(
@@ -71,6 +82,7 @@ def test_healthy_demo_is_go_and_fires_no_hook(suite: Path) -> None:
         ("latency_ms=400", "catalog-latency", "NO-GO"),
         ("dependency_down=database", "readiness", "NO-GO"),
         ("bad_input_5xx=1", "orders-reject-bad-input", "NO-GO"),
+        ("orphans=3", "risk-log-orphans", "NO-GO"),
     ],
 )
 def test_each_demo_fault_blocks_and_fires_the_rollback_hook(
@@ -86,6 +98,7 @@ def test_each_demo_fault_blocks_and_fires_the_rollback_hook(
     assert blocker in fired[0]["blockers"]
     assert record["actions"][0]["fired"] is True
     assert record["actual_action"] in ("immediate_rollback", "gradual_rollback")
+    assert_reports_written(suite, output, verdict)
 
 
 def test_unreachable_target_is_inconclusive_with_the_reason(suite: Path) -> None:
