@@ -516,3 +516,34 @@ def test_a_check_that_could_not_measure_reads_error_not_failed(
     result.assert_outcomes(errors=2, failed=1)
     assert "ERROR releasegate.yaml::check[live] - live: ERROR" in result.stdout.str()
     assert record(pytester)["decision"] in ("INCONCLUSIVE", "NO-GO")
+
+
+def test_a_rerun_that_passes_decides_on_the_last_attempt_only(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_rerunfailures")
+    pytester.makefile(
+        ".yaml",
+        releasegate="version: 1\ndeployment: {name: shop}\n"
+        "target: {base_url: 'http://127.0.0.1:9'}\n",
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+        from pathlib import Path
+
+        @pytest.mark.gate_t24h
+        @pytest.mark.releasegate(severity="critical")
+        def test_flaky(rg_evidence):
+            marker = Path(__file__).with_name("attempted")
+            first = not marker.exists()
+            marker.touch()
+            rg_evidence.measure("attempt", "first" if first else "second")
+            assert not first, "first attempt fails"
+        """
+    )
+    result = pytester.runpytest("-m", "gate_t24h", "--reruns", "1")
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
+    data = record(pytester)
+    assert data["decision"] == "GO"
+    (outcome,) = data["outcomes"]
+    assert outcome["status"] == "passed"
+    assert [e["value"] for e in outcome["evidence"]] == ["second"]

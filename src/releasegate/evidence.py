@@ -22,7 +22,10 @@ class EvidenceRecorder:
 
     def __init__(self, item: pytest.Item) -> None:
         self._item = item
-        item.stash.setdefault(EVIDENCE_KEY, [])
+        # One recorder per attempt: a rerun (pytest-rerunfailures) starts from nothing.
+        item.stash[EVIDENCE_KEY] = []
+        if REASON_KEY in item.stash:
+            del item.stash[REASON_KEY]
 
     def add(self, *evidence: Evidence) -> None:
         self._item.stash[EVIDENCE_KEY].extend(evidence)

@@ -172,6 +172,8 @@ class OutcomeCollector:
         self.unattributed: list[str] = []
 
     def add(self, report: pytest.TestReport) -> None:
+        if report.outcome == "rerun":  # type: ignore[comparison-overlap]
+            return  # pytest-rerunfailures tries again; the last attempt is the outcome
         found = False
         for key, value in report.user_properties:
             if key == PROPERTY and isinstance(value, str):
