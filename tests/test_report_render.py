@@ -293,6 +293,19 @@ def test_runs_from_another_deployment_are_ignored(tmp_path: Path) -> None:
     assert phases[0].decision is None
 
 
+def test_an_earlier_phase_of_another_release_is_not_completed(tmp_path: Path) -> None:
+    previous = make_record(healthy_outcomes(), Phase.T8H)
+    previous["versions"] = {"expected": "1.4.1", "commit": "0aa0aa0"}
+    write_phase(tmp_path, previous)
+    same = make_record(healthy_outcomes(), Phase.T0H)
+    write_phase(tmp_path, same)
+    phases = {
+        p.phase: p for p in phase_results(make_record(nogo_outcomes()), tmp_path / "demo-shop")
+    }
+    assert phases["t0h"].decision == "GO"
+    assert phases["t8h"].decision is None and not phases["t8h"].upcoming
+
+
 def test_user_template_extends_ours(tmp_path: Path) -> None:
     (tmp_path / "scorecard.html.j2").write_text(
         '{% extends "releasegate/scorecard.html.j2" %}'

@@ -81,11 +81,28 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _same_release(earlier: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether ``earlier`` decided for the deployment and version that ``record`` decides for.
+
+    Records are kept per deployment name and phase, so the t8h record on disk may be the
+    previous release's: it is not a phase this release has completed.
+    """
+    if earlier.get("deployment") != record.get("deployment"):
+        return False
+    mine, theirs = record.get("versions"), earlier.get("versions")
+    if not isinstance(mine, dict) or not isinstance(theirs, dict):
+        return True  # an older or sparse record: nothing to compare
+    return all(
+        not mine.get(key) or mine.get(key) == theirs.get(key) for key in ("expected", "commit")
+    )
+
+
 def phase_results(record: dict[str, Any], deployment: Path | None) -> tuple[PhaseResult, ...]:
     """Every phase of the cadence, in order, with the latest decision of those that ran.
 
     The record being rendered stands for its own phase (it may be newer than the file on disk);
-    phases after it are marked ``upcoming`` whether or not an older record of them exists.
+    phases after it are marked ``upcoming`` whether or not an older record of them exists, and
+    an earlier phase's record counts only if it is of the same version and commit.
     """
     current = str(record.get("phase", ""))
     order = [p.value for p in Phase]
@@ -99,7 +116,7 @@ def phase_results(record: dict[str, Any], deployment: Path | None) -> tuple[Phas
             data = _read(deployment / phase.value / RECORD_FILE)
         else:
             data = None
-        if data is None or data.get("deployment") != record.get("deployment"):
+        if data is None or not _same_release(data, record):
             results.append(replace(base, upcoming=index > position))
             continue
         results.append(
