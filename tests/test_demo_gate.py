@@ -172,3 +172,12 @@ def test_unknown_fault_is_a_clear_error(suite: Path) -> None:
     assert code != 0
     assert "did you mean 'wrong_version'" in output.lower()
     assert "Traceback" not in output
+
+
+def test_the_record_says_which_version_was_found_deployed(suite: Path) -> None:
+    code, output, record = demo(suite, "--fault", "wrong_version=9.9.9")
+    assert code == 11, output
+    assert record["versions"]["expected"] == "1.4.2"
+    assert record["versions"]["deployed"] == "9.9.9"
+    page = (suite / "reports/out/demo-shop/t24h/executive.html").read_text()
+    assert "deployed: 9.9.9" in page

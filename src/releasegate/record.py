@@ -51,7 +51,11 @@ class DecisionRecord:
             "phase": self.phase.value,
             "phase_description": PHASE_DESCRIPTIONS[self.phase],
             "mode": self.mode.value,
-            "versions": {"expected": self.expected_version, "commit": self.expected_commit},
+            "versions": {
+                "expected": self.expected_version,
+                "commit": self.expected_commit,
+                **deployed_versions(self.outcomes),
+            },
             "target": self.target,
             "spec": self.spec_path,
             "started_at": self.started_at.isoformat(),
@@ -69,6 +73,21 @@ class DecisionRecord:
         }
         redacted: dict[str, Any] = redact_value(data)
         return redacted
+
+
+def deployed_versions(outcomes: tuple[Outcome, ...]) -> dict[str, str]:
+    """What the version probe saw deployed (``deployed``, ``deployed_commit``), if it ran."""
+    found: dict[str, str] = {}
+    for outcome in outcomes:
+        for evidence in outcome.evidence:
+            value = evidence.value
+            if not isinstance(value, dict):
+                continue
+            for key, name in (("version", "deployed"), ("commit", "deployed_commit")):
+                seen = value.get(key)
+                if isinstance(seen, dict) and seen.get("actual") not in (None, ""):
+                    found.setdefault(name, str(seen["actual"]))
+    return found
 
 
 def record_path(report_dir: Path, deployment: str, phase: Phase) -> Path:
