@@ -547,3 +547,11 @@ def test_a_rerun_that_passes_decides_on_the_last_attempt_only(pytester: pytest.P
     (outcome,) = data["outcomes"]
     assert outcome["status"] == "passed"
     assert [e["value"] for e in outcome["evidence"]] == ["second"]
+
+
+def test_collect_only_lists_gate_checks_without_a_phase(pytester: pytest.Pytester) -> None:
+    make_suite(pytester)
+    result = pytester.runpytest("--collect-only", "-q")
+    assert result.ret == 0
+    assert "no phase to decide for" not in result.stdout.str()
+    assert not (pytester.path / "reports").exists()

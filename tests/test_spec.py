@@ -181,6 +181,26 @@ def test_validate_command_prints_checks_per_phase() -> None:
     assert "releasegate.yaml: valid. deployment demo-shop" in done.stdout
     assert "t0h (dark merge" in done.stdout
     assert "  - deployed-version: version, critical, release" in done.stdout
+    # The Python checks of checks/ too, per phase, found by collecting (not running) them.
+    assert "t24h (feature flag activation: canary enforcement) - mode enforce," in done.stdout
+    assert (
+        "  - test_health_answers_json: python (checks/test_storefront.py::test_health_answers_json)"
+        in done.stdout
+    )
+
+
+def test_validate_says_when_python_checks_cannot_be_collected(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)
+    (tmp_path / "test_broken.py").write_text("import nonexistent_module_xyz\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "releasegate.cli", "validate", str(tmp_path / "releasegate.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "the Python checks could not all be collected" in done.stdout
+    assert "nonexistent_module_xyz" in done.stdout
 
 
 def test_validate_command_reports_a_bad_spec_without_traceback(tmp_path: Path) -> None:

@@ -135,19 +135,27 @@ def cmd_validate(spec_path: str) -> int:
         f"target {spec.target.base_url}; GO at >= {spec.scoring.go},"
         f" CONDITIONAL GO at >= {spec.scoring.conditional}"
     )
+    from .inventory import python_checks
+
+    found, problem = python_checks(loaded.path)
     for phase in Phase:
         checks = spec.checks_for(phase)
+        in_python = [c for c in found if phase in c.phases]
         print(
             f"\n{phase.value} ({PHASE_DESCRIPTIONS[phase]}) - mode {spec.mode_for(phase).value},"
-            f" {len(checks)} spec check(s)"
+            f" {len(checks)} spec check(s), {len(in_python)} Python check(s)"
         )
         for check in checks:
             print(f"  - {check.name}: {check.type}, {check.severity.value}, {check.category}")
+        for py in in_python:
+            print(f"  - {py.name}: python ({py.nodeid}), {py.severity}, {py.category}")
+    if problem:
+        print(f"\nthe Python checks could not all be collected:\n{problem}")
     if spec.hooks:
         print("\nhooks:")
         for hook in spec.hooks:
             print(f"  - {hook.name}: {hook.type} on {', '.join(hook.on)}")
-    return 0
+    return 1 if problem else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
