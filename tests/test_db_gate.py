@@ -156,3 +156,33 @@ def test_a_check_naming_an_unknown_database_is_a_spec_error(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess("-m", "gate_t24h", "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*uses database 'audit'*known: main*"])
+
+
+def test_phase_t0h_takes_the_baseline_that_t24h_compares_against(
+    pytester: pytest.Pytester, scratch_db: ScratchDb
+) -> None:
+    scratch_db.create_shop()
+    check = {"type": "schema_drift", "capture_at": "t0h"}
+    spec = write_spec(pytester, scratch_db.database_yaml(), check)
+    spec.write_text(spec.read_text().replace('"phases": ["t24h"]', '"phases": ["t0h", "t24h"]'))
+    baseline = pytester.path / "reports/baselines/shop/main.schema.json"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_text('{"tables": {}}')  # a stale baseline of an earlier release
+
+    t0h = pytester.runpytest_subprocess("-m", "gate_t0h", "-p", "no:cacheprovider")
+    assert t0h.ret == 0, t0h.stdout.str()
+    assert "child" in json.loads(baseline.read_text())["tables"]
+
+    code, record = gate(pytester)
+    assert (code, record["decision"]) == (0, "GO"), record["summary"]["blockers"]
+    scratch_db.run("ALTER TABLE child DROP COLUMN score")
+    code, record = gate(pytester)
+    assert (code, record["decision"]) == (11, "NO-GO")
+    assert "removed column child.score" in record["summary"]["blockers"][0]["reason"]
+
+
+def test_capture_at_a_phase_the_check_is_not_in_is_a_spec_error(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, '{"url": "sqlite:///x.db"}', {"type": "schema_drift", "capture_at": "t0h"})
+    result = pytester.runpytest_subprocess("-m", "gate_t24h", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*capture_at t0h is not one of the check's phases: add it*"])

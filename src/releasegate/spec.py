@@ -240,6 +240,15 @@ class FreshnessCheck(spec_db.FreshnessFields, DbCheckBase):
 class SchemaDriftCheck(spec_db.SchemaDriftFields, DbCheckBase):
     """The live schema against a snapshot: tables, columns, types, indexes, foreign keys."""
 
+    @model_validator(mode="after")
+    def _capture_in_its_phases(self) -> SchemaDriftCheck:
+        if self.capture_at is not None and self.capture_at not in self.phases:
+            raise ValueError(
+                f"capture_at {self.capture_at.value} is not one of the check's phases: add it"
+                f" to phases (e.g. phases: [{self.capture_at.value}, t24h])"
+            )
+        return self
+
 
 class MigrationHeadCheck(spec_db.MigrationHeadFields, DbCheckBase):
     """The applied migration revision (alembic_version) is the expected one."""

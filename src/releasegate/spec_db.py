@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .phases import Phase
+
 # A table or column name, optionally schema-qualified (``audit.risk_log``). Quoted by the dialect.
 IDENT = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
 COLUMN = r"^[A-Za-z_][A-Za-z0-9_$]*$"
@@ -203,6 +205,11 @@ class SchemaDriftFields(DbFields):
     )
     capture_if_missing: bool = Field(
         False, description="Write the baseline when there is none (use it in phase t0h)."
+    )
+    capture_at: Phase | None = Field(
+        None,
+        description="In this phase (usually t0h, the dark merge), write the baseline afresh"
+        " (schema and row counts) instead of comparing; later phases compare against it.",
     )
 
 

@@ -249,11 +249,20 @@ def probe_schema_drift(check: Any, context: ProbeContext) -> ProbeResult:
     path = baseline_path(check.baseline, check.database, context)
     db = database(context.spec.databases, check.database)
     with read_only(check.database, db, context.extras) as session:
-        if check.capture_if_missing and not path.exists():
-            write_snapshot(path, take_snapshot(session))
+        phase = context.extras.get("phase")
+        capture_now = check.capture_at is not None and phase == check.capture_at
+        if capture_now or (check.capture_if_missing and not path.exists()):
+            snapshot = take_snapshot(session)
+            write_snapshot(path, snapshot)
+            why = f"phase {phase} takes the baseline" if capture_now else "no baseline yet"
             return ProbeResult.passed(
-                f"no baseline yet: captured the schema of {session.label} to {path}",
-                Evidence(measured=f"schema of {session.label}", details={"baseline": str(path)}),
+                f"{why}: captured the schema of {session.label} to {path}",
+                Evidence(
+                    measured=f"schema of {session.label}",
+                    value=len(snapshot["tables"]),
+                    reason=f"{len(snapshot['tables'])} table(s) captured",
+                    details={"baseline": str(path), "taken_at": snapshot.get("taken_at")},
+                ),
             )
         live = take_snapshot(session, row_counts=False)
         label = session.label
