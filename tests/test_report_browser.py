@@ -216,3 +216,50 @@ def test_payloads_neither_run_nor_inject(browser: Any, tmp_path: Path) -> None:
         assert opened.dialogs == [], f"{name}: a dialog fired: {opened.dialogs}"
         assert opened.errors == []
         shoot(opened, f"xss-{name.replace('.html', '')}.png", full_page=False)
+
+
+def test_payloads_from_a_real_target_neither_run_nor_inject(
+    browser: Any, pytester: pytest.Pytester
+) -> None:
+    """The target itself answers with the payloads (body and header); a gate run reports it."""
+    from werkzeug.wrappers import Response
+
+    from _httpserver import LocalServer
+
+    with LocalServer() as server:
+        checks = []
+        for i, payload in enumerate(PAYLOADS):
+            server.route(
+                f"/p{i}",
+                lambda request, p=payload: Response(p, status=500, headers={"X-Evil": p}),
+            )
+            checks.append(
+                f"  - {{name: p{i}, type: http, phases: [t24h], request: {{path: /p{i}}},"
+                " expect: {status: 200}}"
+            )
+        pytester.makefile(
+            ".yaml",
+            releasegate="version: 1\ndeployment: {name: shop}\n"
+            f"target: {{base_url: '{server.url}'}}\nchecks:\n" + "\n".join(checks) + "\n",
+        )
+        result = pytester.runpytest_subprocess("-m", "gate_t24h", "-p", "no:cacheprovider")
+    assert result.ret == 11, result.stdout.str()
+    folder = pytester.path / "reports/out/shop/t24h"
+    for name in ("scorecard.html", "executive.html"):
+        opened = open_page(browser, folder / name)
+        page = opened.page
+        page.eval_on_selector_all("details", "ds => ds.forEach(d => d.open = true)")
+        injected = page.locator(
+            "script, img, iframe, textarea, [onerror], [onload], [onclick], a[href^=javascript]"
+        )
+        assert injected.count() == 0, name
+        page.wait_for_timeout(100)
+        assert opened.dialogs == [], f"{name}: a dialog fired: {opened.dialogs}"
+        assert opened.errors == []
+        if name == "scorecard.html":
+            text = page.inner_text("body")
+            assert PAYLOADS[0] in text  # the response body, shown as text
+            assert "X-Evil" in text
+        shoot(opened, f"xss-target-{name.replace('.html', '')}.png", full_page=False)
+    summary = (folder / "summary.md").read_text(encoding="utf-8")
+    assert "<script>" not in summary
