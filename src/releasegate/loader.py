@@ -260,7 +260,12 @@ def format_validation_error(
             shown = json.dumps(redact.redact_value(value), default=str)
             if len(shown) > 80:
                 shown = shown[:77] + "..."
-            lines.append(f"  {at}{where}: {problem['msg']} (got {shown}).")
+            hint = ""
+            if kind in ("enum", "literal_error") and isinstance(value, str):
+                names = re.findall(r"'([^']*)'", str(problem.get("ctx", {}).get("expected", "")))
+                close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+            lines.append(f"  {at}{where}: {problem['msg']} (got {shown}).{hint}")
     return "\n".join(lines)
 
 
