@@ -202,20 +202,26 @@ def test_payloads_neither_run_nor_inject(browser: Any, tmp_path: Path) -> None:
     folder = tmp_path / "xss"
     write_reports(xss_record(), folder)
     for name in ("scorecard.html", "executive.html"):
-        opened = open_page(browser, folder / name)
-        page = opened.page
-        page.eval_on_selector_all("details", "ds => ds.forEach(d => d.open = true)")
-        injected = page.locator(
-            "script, img, iframe, textarea, [onerror], [onload], [onclick], a[href^=javascript]"
-        )
-        assert injected.count() == 0
+        page = open_uninjected(browser, folder / name, f"xss-{name.replace('.html', '')}.png")
         assert page.locator("#checks .r, #blockers li").count() > 0
         text = page.inner_text("body")
         assert PAYLOADS[0] in text or name == "executive.html"  # shown as text, not run
-        page.wait_for_timeout(100)
-        assert opened.dialogs == [], f"{name}: a dialog fired: {opened.dialogs}"
-        assert opened.errors == []
-        shoot(opened, f"xss-{name.replace('.html', '')}.png", full_page=False)
+
+
+def open_uninjected(browser: Any, path: Path, screenshot: str) -> Any:
+    """Open a report with every evidence block expanded; assert nothing was injected or ran."""
+    opened = open_page(browser, path)
+    page = opened.page
+    page.eval_on_selector_all("details", "ds => ds.forEach(d => d.open = true)")
+    injected = page.locator(
+        "script, img, iframe, textarea, [onerror], [onload], [onclick], a[href^=javascript]"
+    )
+    assert injected.count() == 0, path.name
+    page.wait_for_timeout(100)
+    assert opened.dialogs == [], f"{path.name}: a dialog fired: {opened.dialogs}"
+    assert opened.errors == []
+    shoot(opened, screenshot, full_page=False)
+    return page
 
 
 def test_payloads_from_a_real_target_neither_run_nor_inject(
@@ -246,20 +252,11 @@ def test_payloads_from_a_real_target_neither_run_nor_inject(
     assert result.ret == 11, result.stdout.str()
     folder = pytester.path / "reports/out/shop/t24h"
     for name in ("scorecard.html", "executive.html"):
-        opened = open_page(browser, folder / name)
-        page = opened.page
-        page.eval_on_selector_all("details", "ds => ds.forEach(d => d.open = true)")
-        injected = page.locator(
-            "script, img, iframe, textarea, [onerror], [onload], [onclick], a[href^=javascript]"
-        )
-        assert injected.count() == 0, name
-        page.wait_for_timeout(100)
-        assert opened.dialogs == [], f"{name}: a dialog fired: {opened.dialogs}"
-        assert opened.errors == []
+        shot = f"xss-target-{name.replace('.html', '')}.png"
+        page = open_uninjected(browser, folder / name, shot)
         if name == "scorecard.html":
             text = page.inner_text("body")
             assert PAYLOADS[0] in text  # the response body, shown as text
             assert "X-Evil" in text
-        shoot(opened, f"xss-target-{name.replace('.html', '')}.png", full_page=False)
     summary = (folder / "summary.md").read_text(encoding="utf-8")
     assert "<script>" not in summary

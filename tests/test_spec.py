@@ -115,7 +115,7 @@ def test_secret_variables_are_registered_for_redaction(tmp_path: Path) -> None:
             "checks:\n  - {name: a, type: liveness, phases: [t24h], severity: critcal}\n",
             [
                 "checks[0].severity: Input should be 'critical', 'major' or 'minor'",
-                '(got "critcal"). Did you mean \'critical\'?',
+                "(got \"critcal\"). Did you mean 'critical'?",
             ],
         ),
         ("scoring: {go: 7, conditional: 8}\n", ["conditional (8.0) must not be above go (7.0)"]),
