@@ -364,7 +364,7 @@ def test_every_fault_has_help() -> None:
 # The server process
 
 
-@pytest.mark.parametrize("host", ["10.1.2.3", "0.0.0.0"])
+@pytest.mark.parametrize("host", ["192.0.2.1", "0.0.0.0"])
 def test_server_refuses_a_non_loopback_host(tmp_path: Path, host: str) -> None:
     db = tmp_path / "demo.sqlite3"
     result = subprocess.run(
@@ -401,7 +401,7 @@ def test_a_failed_start_raises_with_the_servers_stderr() -> None:
     with pytest.raises(ReleasegateError, match="redis url 'http://x' is not of the form"):
         DemoTarget(redis_url="http://x").start()
     with pytest.raises(ReleasegateError, match="only loopback targets"):
-        DemoTarget(redis_url="redis://10.1.2.3:6379").start()
+        DemoTarget(redis_url="redis://192.0.2.1:6379").start()
 
 
 def test_readiness_reports_a_database_it_cannot_open(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ class Expect(Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="Expected header values.")
     max_latency_ms: float | None = Field(None, gt=0)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # merged with Strict's
 
 
 class HttpRequest(Strict):
@@ -112,7 +112,7 @@ class HttpRequest(Strict):
     body: str | None = None
     timeout_s: float | None = Field(None, gt=0, le=600)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # merged with Strict's
 
 
 class CheckBase(Strict):

@@ -151,8 +151,7 @@ def measure(
             found = _measure_alone(session, item, bundle.params)
         else:
             assert row is not None  # an aggregate query without GROUP BY returns one row
-            found = Found(item.what, plain(row[index]), sql)
-            found.examples_sql = item.examples_sql
+            found = Found(item.what, plain(row[index]), sql, examples_sql=item.examples_sql)
             index += 1
             if item.examples_sql and isinstance(found.value, int) and found.value > 0:
                 found.examples = [
