@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from releasegate.actions import ActionResult
-from releasegate.decision import ScoringPolicy, decide
+from releasegate.decision import Policy, decide
 from releasegate.model import Action, CheckInfo, Evidence, Mode, Outcome, Severity, Status
 from releasegate.phases import Phase
 from releasegate.record import DecisionRecord
@@ -186,8 +186,8 @@ def make_record(
     actions: tuple[ActionResult, ...] = (),
     finished: datetime | None = None,
 ) -> dict[str, Any]:
-    policy = ScoringPolicy(go=9.0, conditional=7.5)
-    decision = decide(outcomes, policy, expected=len(outcomes))
+    policy = Policy(go=9.0, conditional=7.5)
+    decision = decide(outcomes, policy)
     finished = finished or START + timedelta(hours=phase.hours, seconds=42)
     would = None
     if not decision.verdict.proceeds:

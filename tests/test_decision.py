@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from releasegate.decision import ScoringPolicy, Verdict, decide
+from releasegate.decision import Policy, PolicyError, Verdict, decide
 from releasegate.model import Action, CheckInfo, Outcome, Severity, Status
 
 
@@ -48,11 +48,49 @@ def test_failed_critical_is_no_go_even_with_high_score() -> None:
     assert [b.check for b in decision.blockers] == ["version"]
 
 
-@pytest.mark.parametrize("status", [Status.ERROR, Status.NO_DATA])
-def test_critical_that_could_not_measure_is_inconclusive(status: Status) -> None:
-    decision = decide([outcome("ok", Status.PASSED), outcome("probe", status, Severity.CRITICAL)])
+UNKNOWN = [Status.ERROR, Status.NO_DATA, Status.NOT_RUN]
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+@pytest.mark.parametrize("status", UNKNOWN)
+def test_any_check_that_could_not_say_blocks_go(status: Status, severity: Severity) -> None:
+    outcomes = [outcome(f"ok{i}", Status.PASSED, weight=100) for i in range(10)]
+    outcomes.append(outcome("probe", status, severity, weight=0.1))
+    decision = decide(outcomes)
+    assert decision.score > 9.9
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "failing closed" in " ".join(decision.reasons)
+    assert [b.check for b in decision.blockers] == ["probe"]
+
+
+def test_max_errors_allows_errors_of_non_critical_checks_only() -> None:
+    outcomes = [outcome(f"ok{i}", Status.PASSED, weight=100) for i in range(10)]
+    outcomes += [outcome("e", Status.ERROR, Severity.MINOR), outcome("n", Status.NO_DATA)]
+    allowing = Policy(max_errors=2)
+    decision = decide(outcomes, allowing)
+    assert decision.verdict is Verdict.GO
+    assert decision.allowed == ("e", "n")
+    assert "allowed by policy.max_errors = 2" in " ".join(decision.reasons)
+    # one more than allowed: none is allowed
+    assert decide([*outcomes, outcome("x", Status.ERROR)], allowing).verdict is Verdict.INCONCLUSIVE
+    # critical checks and checks that did not run are never allowed
+    critical = [*outcomes[:10], outcome("c", Status.ERROR, Severity.CRITICAL)]
+    assert decide(critical, allowing).verdict is Verdict.INCONCLUSIVE
+    not_run = [*outcomes[:10], outcome("r", Status.NOT_RUN, Severity.MINOR)]
+    assert decide(not_run, allowing).verdict is Verdict.INCONCLUSIVE
+
+
+def test_declared_skips_do_not_count_but_a_run_of_skips_decides_nothing() -> None:
+    decision = decide([outcome("a", Status.PASSED), outcome("s", Status.SKIPPED)])
+    assert decision.verdict is Verdict.GO
+    assert (decision.met, decision.total) == (1, 1)
+    assert decide([outcome("s", Status.SKIPPED)]).verdict is Verdict.INCONCLUSIVE
+
+
+def test_an_interrupted_run_is_inconclusive_even_if_all_passed() -> None:
+    decision = decide([outcome("a", Status.PASSED)], interrupted="SIGTERM received")
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "SIGTERM received" in decision.reasons[0]
 
 
 def test_an_unreachable_target_is_inconclusive_not_no_go() -> None:
@@ -74,12 +112,12 @@ def test_unknowns_that_alone_sink_the_score_are_inconclusive() -> None:
 
 
 def test_score_bands() -> None:
-    policy = ScoringPolicy(go=9.0, conditional=7.5)
+    policy = Policy(go=9.0, conditional=7.5)
     # 8 of 10 equal-weight checks pass: 8.0 -> CONDITIONAL GO
     mixed = [outcome(f"p{i}", Status.PASSED) for i in range(8)]
-    mixed += [outcome("f1", Status.FAILED), outcome("f2", Status.ERROR)]
+    mixed += [outcome("f1", Status.FAILED), outcome("f2", Status.FAILED, Severity.MINOR)]
     decision = decide(mixed, policy)
-    assert decision.score == 8.0
+    assert decision.score == 8.42
     assert decision.verdict is Verdict.CONDITIONAL_GO
     assert {b.check for b in decision.blockers} == {"f1", "f2"}
     # 7 of 10: NO-GO on score alone
@@ -107,10 +145,11 @@ def test_no_outcomes_is_inconclusive() -> None:
     assert decision.verdict is Verdict.INCONCLUSIVE
 
 
-def test_count_mismatch_is_inconclusive_never_go() -> None:
-    decision = decide([outcome("a", Status.PASSED)], expected=2)
+def test_a_check_that_did_not_run_is_inconclusive_never_go() -> None:
+    decision = decide([outcome("a", Status.PASSED), outcome("b", Status.NOT_RUN)])
     assert decision.verdict is Verdict.INCONCLUSIVE
-    assert "2 checks were collected but 1 outcomes" in decision.reasons[0]
+    assert "1 not run" in decision.reasons[0]
+    assert decision.counts["not_run"] == 1
 
 
 def test_action_is_the_most_drastic_asked_for() -> None:
@@ -125,9 +164,21 @@ def test_action_is_the_most_drastic_asked_for() -> None:
     assert decide([outcome("a", Status.PASSED, on_fail=Action.EMERGENCY_STOP)]).action is None
 
 
-def test_policy_rejects_inverted_thresholds() -> None:
-    with pytest.raises(ValueError, match="conditional"):
-        ScoringPolicy(go=7.0, conditional=8.0)
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"go": 7.0, "conditional": 8.0}, "conditional"),
+        ({"go": 0.0, "conditional": 0.0}, "above 0"),
+        ({"go": float("nan")}, "finite"),
+        ({"go": float("inf")}, "finite"),
+        ({"conditional": -1.0}, "conditional"),
+        ({"max_errors": -1}, "max_errors"),
+        ({"max_errors": 1.5}, "whole number"),
+    ],
+)
+def test_policy_rejects_what_cannot_decide(kwargs: dict[str, float], match: str) -> None:
+    with pytest.raises(PolicyError, match=match):
+        Policy(**kwargs)  # type: ignore[arg-type]
 
 
 statuses = st.sampled_from(list(Status))
@@ -147,25 +198,62 @@ outcome_lists = st.lists(
     ]
 )
 policies = st.tuples(
+    st.floats(min_value=0.01, max_value=10, allow_nan=False),
     st.floats(min_value=0, max_value=10, allow_nan=False),
-    st.floats(min_value=0, max_value=10, allow_nan=False),
-).map(lambda t: ScoringPolicy(go=max(t), conditional=min(t)))
+    st.integers(0, 3),
+).map(lambda t: Policy(go=max(t[0], t[1]), conditional=min(t[0], t[1]), max_errors=t[2]))
+
+#: Among the statuses that could not say, each is at least as bad as the one before it.
+UNKNOWN_ORDER = [Status.NO_DATA, Status.ERROR, Status.NOT_RUN]
 
 
 @settings(max_examples=300)
 @given(outcome_lists, policies, st.data())
-def test_a_worse_outcome_never_improves_the_decision(outcomes, policy, data) -> None:
-    if not outcomes:
+def test_losing_a_pass_never_improves_the_decision(outcomes, policy, data) -> None:
+    passed = [i for i, o in enumerate(outcomes) if o.status is Status.PASSED]
+    if not passed:
         return
-    index = data.draw(st.integers(0, len(outcomes) - 1))
-    current = outcomes[index]
-    worse = data.draw(st.sampled_from([s for s in Status if s.rank <= current.status.rank]))
+    index = data.draw(st.sampled_from(passed))
+    worse = data.draw(
+        st.sampled_from([s for s in Status if s not in (Status.PASSED, Status.SKIPPED)])
+    )
     changed = list(outcomes)
-    changed[index] = Outcome(current.check, worse, current.reason)
-    before = decide(outcomes, policy, expected=len(outcomes))
-    after = decide(changed, policy, expected=len(changed))
+    changed[index] = Outcome(outcomes[index].check, worse, "worse")
+    before, after = decide(outcomes, policy), decide(changed, policy)
     assert after.verdict.rank <= before.verdict.rank
     assert after.score <= before.score
+
+
+@settings(max_examples=300)
+@given(outcome_lists, policies, st.data())
+def test_a_worse_unknown_never_improves_the_decision(outcomes, policy, data) -> None:
+    unknown = [i for i, o in enumerate(outcomes) if o.status in UNKNOWN_ORDER]
+    if not unknown:
+        return
+    index = data.draw(st.sampled_from(unknown))
+    at = UNKNOWN_ORDER.index(outcomes[index].status)
+    worse = data.draw(st.sampled_from(UNKNOWN_ORDER[at:]))
+    changed = list(outcomes)
+    changed[index] = Outcome(outcomes[index].check, worse, "worse")
+    assert decide(changed, policy).verdict.rank <= decide(outcomes, policy).verdict.rank
+
+
+@settings(max_examples=500)
+@given(outcome_lists, policies)
+def test_go_implies_every_check_passed_or_was_explicitly_allowed(outcomes, policy) -> None:
+    decision = decide(outcomes, policy)
+    if not decision.verdict.proceeds:
+        return
+    allowed = set(decision.allowed)
+    assert len(allowed) <= policy.max_errors
+    assert any(o.status is Status.PASSED for o in outcomes)
+    for o in outcomes:
+        if o.status.unknown:
+            assert o.check.name in allowed
+            assert o.status is not Status.NOT_RUN
+            assert o.check.severity is not Severity.CRITICAL
+        if o.check.severity is Severity.CRITICAL:
+            assert o.status in (Status.PASSED, Status.SKIPPED)
 
 
 @settings(max_examples=300)
@@ -173,7 +261,9 @@ def test_a_worse_outcome_never_improves_the_decision(outcomes, policy, data) -> 
 def test_never_go_with_a_critical_check_not_passed(outcomes, policy) -> None:
     decision = decide(outcomes, policy)
     bad_critical = [
-        o for o in outcomes if o.check.severity is Severity.CRITICAL and not o.status.passed
+        o
+        for o in outcomes
+        if o.check.severity is Severity.CRITICAL and o.status not in (Status.PASSED, Status.SKIPPED)
     ]
     if bad_critical:
         assert not decision.verdict.proceeds

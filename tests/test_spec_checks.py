@@ -85,8 +85,21 @@ def test_kind_markers_and_k_select_spec_checks(
     pytester.makefile(".yaml", releasegate=spec(target.url))
     result = pytester.runpytest("-m", "gate_t24h and smoke", "-k", "liveness or version")
     result.assert_outcomes(passed=2, deselected=2)
+    # A real run that leaves checks of its phase out cannot decide GO.
+    assert result.ret == 12
+    statuses = {o["check"]["name"]: o["status"] for o in decision(pytester)["outcomes"]}
+    assert statuses == {"liveness": "passed", "version": "passed", "product-one": "not_run"}
+    # Asked for as a partial run: the decision on what ran, shown, never recorded.
+    path = pytester.path / "reports/out/shop/t24h/decision.json"
+    path.unlink()
+    result = pytester.runpytest(
+        "-m", "gate_t24h and smoke", "-k", "liveness or version", "--rg-partial"
+    )
     assert result.ret == 0
-    assert {o["check"]["name"] for o in decision(pytester)["outcomes"]} == {"liveness", "version"}
+    result.stdout.fnmatch_lines(
+        ["*partial run*", "would decide: GO*", "*1 check(s) of the phase left out*"]
+    )
+    assert not path.exists()
 
 
 def test_spec_checks_under_xdist(pytester: pytest.Pytester, target: DemoTarget) -> None:

@@ -52,11 +52,22 @@ def test_a_thousand_checks_decide_the_same_with_and_without_xdist(
     ]
 
 
-def test_a_crashed_worker_makes_the_decision_inconclusive(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        ("os.kill(os.getpid(), signal.SIGKILL)", "worker was lost"),
+        ("os._exit(0)", "called os._exit(0)"),
+    ],
+    ids=["sigkill", "os_exit"],
+)
+def test_a_check_that_ends_its_worker_is_not_run_and_the_decision_inconclusive(
+    pytester: pytest.Pytester, how: str, said: str
+) -> None:
     pytester.makefile(".yaml", releasegate=SPEC)
     pytester.makepyfile(
-        """
+        f"""
         import os
+        import signal
         import pytest
 
         @pytest.mark.gate_t24h
@@ -66,17 +77,18 @@ def test_a_crashed_worker_makes_the_decision_inconclusive(pytester: pytest.Pytes
 
         @pytest.mark.gate_t24h
         def test_crash():
-            os._exit(1)
+            {how}
         """
     )
     result = pytester.runpytest_subprocess("-m", "gate_t24h", "-n", "2", "-p", "no:cacheprovider")
     data = decision(pytester)
     assert result.ret == 12
     assert data["decision"] == "INCONCLUSIVE"
-    crashed = [o for o in data["outcomes"] if o["status"] == "error"]
+    crashed = [o for o in data["outcomes"] if o["status"] == "not_run"]
     assert len(crashed) == 1
     assert "test_crash" in crashed[0]["check"]["nodeid"]
-    assert "worker crashed" in crashed[0]["reason"]
+    assert said in crashed[0]["reason"]
+    assert sum(o["status"] == "passed" for o in data["outcomes"]) == 6
 
 
 def test_ambiguous_run_is_refused_under_xdist_too(pytester: pytest.Pytester) -> None:

@@ -40,5 +40,8 @@ def parametrize_spec_checks(metafunc: pytest.Metafunc, spec: Spec) -> None:
     for check in spec.checks:
         marks = [getattr(pytest.mark, phase.marker) for phase in check.phases]
         marks.append(getattr(pytest.mark, check.kind))
+        if check.skip_if is not None and check.skip_if.condition:
+            # A declared skip: pytest skips it by marker, and the outcome is SKIPPED.
+            marks.append(pytest.mark.skip(reason=f"skip_if: {check.skip_if.reason}"))
         params.append(pytest.param(check, id=check.name, marks=marks))
     metafunc.parametrize("releasegate_check", params)

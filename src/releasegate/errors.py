@@ -5,12 +5,14 @@
     ├── UsageError                   the command line or selection is ambiguous or wrong
     ├── TargetRefused                a target outside loopback where only loopback is allowed
     ├── ProbeError                   a probe could not measure: timeout, refused, malformed reply
+    │   └── NoData                   a probe measured nothing: no row, no sample, NULL
     ├── ActionError                  a decision action (rollback hook) could not run
     └── ReportError                  a report could not be rendered or written
     GateFailure (AssertionError)     a check measured and the value breaks its threshold
 
-A ``ProbeError`` becomes an ERROR outcome (the check could not say), a ``GateFailure`` a FAILED
-one. ``GateFailure`` subclasses ``AssertionError`` so that pytest shows it as a plain failure.
+A ``ProbeError`` becomes an ERROR outcome (the check could not say), ``NoData`` a NO_DATA one,
+a ``GateFailure`` a FAILED one. ``GateFailure`` subclasses ``AssertionError`` so that pytest
+shows it as a plain failure.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class TargetRefused(ReleasegateError):
 
 class ProbeError(ReleasegateError):
     """A probe could not measure (timeout, refused connection, malformed response)."""
+
+
+class NoData(ProbeError):
+    """A probe ran but found nothing to measure (an empty table, ``AVG`` over no rows)."""
 
 
 class ActionError(ReleasegateError):

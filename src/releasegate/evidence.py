@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from .errors import GateFailure, ProbeError
+from .errors import GateFailure, NoData, ProbeError
 from .model import Evidence
 
 EVIDENCE_KEY = pytest.StashKey[list[Evidence]]()
@@ -60,6 +60,10 @@ class EvidenceRecorder:
 
     def fail(self, reason: str) -> NoReturn:
         raise GateFailure(reason)
+
+    def no_data(self, reason: str) -> NoReturn:
+        """End the check as NO_DATA: it ran but found nothing to measure (never a pass)."""
+        raise NoData(reason)
 
     def cannot_measure(self, reason: str) -> NoReturn:
         """End the check as ERROR: the probe could not say (the decision fails closed)."""

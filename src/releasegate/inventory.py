@@ -72,3 +72,44 @@ def python_checks(spec: Path) -> tuple[list[PythonCheck], str]:
         errors = [ln for ln in lines if ln.startswith(("ERROR", "E   "))][:10]
         problem = "\n".join([*errors, lines[-1]] if lines else errors)
     return inventory.checks, problem
+
+
+WORKER_OUTPUT_KEY = "releasegate_inventory"
+
+
+class InventoryTracker:
+    """What a gate run's phase expects of the Python checks, seen before pytest selects.
+
+    Registered in every process that collects (the only process, or each xdist worker). Its
+    ``pytest_collection_modifyitems`` runs first, before ``-k``/``-m``/``--deselect`` and
+    ``--lf`` drop items, and notes every gate check of the phase; ``pytest_deselected`` notes
+    why one was dropped. On a worker both go to the controller in ``workeroutput``.
+    """
+
+    def __init__(self, config: pytest.Config, phase: Phase) -> None:
+        self.config = config
+        self.phase = phase
+        self.expected: dict[str, dict[str, object]] = {}
+        self.deselected: dict[str, str] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            if self.phase in item_phases(item) and not is_spec_check(item):
+                self.expected[item.nodeid] = check_info(item).to_dict()
+        self._publish()
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            if self.phase in item_phases(item):
+                key = f"spec:{check_info(item).name}" if is_spec_check(item) else item.nodeid
+                self.deselected[key] = (
+                    "not run: deselected by this run's selection (-k, -m, --deselect, --lf);"
+                    " a partial run says so with --rg-partial"
+                )
+        self._publish()
+
+    def _publish(self) -> None:
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output[WORKER_OUTPUT_KEY] = {"expected": self.expected, "deselected": self.deselected}

@@ -26,24 +26,61 @@ class Severity(str, enum.Enum):
 
 
 class Status(str, enum.Enum):
-    """What a check's run says, from best to worst (see ``rank``).
+    """What a check's run says: a closed set, used by the record, the reports and the terminal.
 
-    ERROR and NO_DATA mean the check could not say: the decision fails closed on them.
+    Only PASSED is a measurement that meets its threshold. ERROR (could not measure), NO_DATA
+    (measured nothing) and NOT_RUN (never ran: deselected, not collected, interrupted, lost
+    worker) say nothing about the deployment: the decision fails closed on them. SKIPPED is a
+    skip the check's author declared (a ``skip``/``skipif`` marker, ``skip_if`` in the spec).
     """
 
     PASSED = "passed"
+    FAILED = "failed"
     NO_DATA = "no_data"
     ERROR = "error"
-    FAILED = "failed"
+    NOT_RUN = "not_run"
+    SKIPPED = "skipped"
 
     @property
     def rank(self) -> int:
-        """Higher is better; used to prove that a worse outcome never improves a decision."""
-        return {Status.PASSED: 3, Status.NO_DATA: 2, Status.ERROR: 1, Status.FAILED: 0}[self]
+        """Higher is better: when the parts of one check disagree, the lowest rank wins."""
+        return _STATUS_RANK[self]
 
     @property
     def passed(self) -> bool:
         return self is Status.PASSED
+
+    @property
+    def unknown(self) -> bool:
+        """The check could not say: an error, no data, or it never ran."""
+        return self in (Status.ERROR, Status.NO_DATA, Status.NOT_RUN)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+_STATUS_RANK = {
+    Status.PASSED: 5,
+    Status.SKIPPED: 4,
+    Status.NO_DATA: 3,
+    Status.ERROR: 2,
+    Status.NOT_RUN: 1,
+    Status.FAILED: 0,
+}
+
+#: How the record and the reports order outcomes: the worst first.
+STATUS_ORDER: tuple[Status, ...] = tuple(sorted(Status, key=lambda s: s.rank))
+
+#: Kinds of check (``outcomes[].check.kind`` in the record); the pytest markers of the same name.
+KINDS: dict[str, str] = {
+    "smoke": "HTTP smoke checks: health, readiness, version probes and bad-input fuzzing",
+    "slo": "service level objectives from metrics, endpoints, SQL and logs",
+    "canary": "canary against baseline comparisons",
+    "db": "database integrity checks",
+    "load": "load and soak checks",
+    "chaos": "steady state, fault, tolerance, recovery",
+}
 
 
 class Action(str, enum.Enum):
@@ -78,6 +115,7 @@ class CheckInfo:
     on_fail: Action | None = None
     description: str = ""
     nodeid: str = ""
+    source: str = "spec"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +128,7 @@ class CheckInfo:
             "on_fail": self.on_fail.value if self.on_fail else None,
             "description": self.description,
             "nodeid": self.nodeid,
+            "source": self.source,
         }
 
     @classmethod
@@ -104,6 +143,7 @@ class CheckInfo:
             on_fail=Action(data["on_fail"]) if data.get("on_fail") else None,
             description=str(data.get("description", "")),
             nodeid=str(data.get("nodeid", "")),
+            source=str(data.get("source", "spec")),
         )
 
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from .errors import GateFailure, ProbeError, TargetRefused
+from .errors import GateFailure, NoData, ProbeError, TargetRefused
 from .evidence import EVIDENCE_KEY, REASON_KEY
-from .model import Action, CheckInfo, Evidence, Outcome, Severity, Status
-from .phases import KINDS, Phase
+from .model import KINDS, Action, CheckInfo, Evidence, Outcome, Severity, Status
+from .phases import Phase
 from .redact import redact_text, redact_value
+from .runguard import CheckExited
 
 PROPERTY = "releasegate.outcome"
 CHECK_KEY = pytest.StashKey[CheckInfo]()
@@ -69,12 +70,15 @@ def _info_from_markers(item: pytest.Item) -> CheckInfo:
             f"{item.nodeid}: @pytest.mark.releasegate got unknown argument(s)"
             f" {', '.join(sorted(unknown))}; allowed: {', '.join(_MARKER_KEYS)}"
         )
-    kind = next((k for k in KINDS if item.get_closest_marker(k) is not None), "python")
+    # A Python check is a smoke check unless a kind marker (db, slo, ...) says otherwise.
+    kind = next((k for k in KINDS if item.get_closest_marker(k) is not None), "smoke")
     try:
         severity = Severity(kwargs.get("severity", "major"))
         on_fail = Action(kwargs["on_fail"]) if kwargs.get("on_fail") else None
         weight = float(kwargs.get("weight", severity.default_weight))
-    except ValueError as err:
+        if not 0 <= weight <= 1000:  # NaN fails this too
+            raise ValueError(f"weight {kwargs.get('weight')!r} is not a number from 0 to 1000")
+    except (TypeError, ValueError) as err:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.releasegate: {err}. Severity is one of"
             f" {[s.value for s in Severity]}, on_fail one of {[a.value for a in Action]},"
@@ -90,6 +94,7 @@ def _info_from_markers(item: pytest.Item) -> CheckInfo:
         on_fail=on_fail,
         description=str(kwargs.get("description") or _first_doc_line(item)),
         nodeid=item.nodeid,
+        source="python",
     )
 
 
@@ -100,43 +105,82 @@ def _first_doc_line(item: pytest.Item) -> str:
 
 def _exception_status(call: pytest.CallInfo[None]) -> tuple[Status, str]:
     excinfo = call.excinfo
-    assert excinfo is not None
+    if excinfo is None:
+        return Status.ERROR, "the check failed without an exception"
     exc = excinfo.value
     text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    if isinstance(exc, CheckExited):
+        return Status.NOT_RUN, f"not run to the end: {text}"
+    if isinstance(exc, NoData):
+        return Status.NO_DATA, text or "the check measured nothing"
     if isinstance(exc, (ProbeError, TargetRefused)):
         return Status.ERROR, text or "the probe could not measure"
-    if isinstance(exc, (GateFailure, AssertionError)):
+    if isinstance(exc, (GateFailure, AssertionError, pytest.fail.Exception)):
         return Status.FAILED, text or "assertion failed"
     return Status.ERROR, f"check raised {type(exc).__name__}: {text}"[:500]
 
 
-def attach(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-    """Put this phase's part of the check outcome on ``report`` (worker side)."""
-    status: Status | None = None
-    reason = ""
+def _skipped_by_mark(item: pytest.Item) -> bool:
+    """Whether a ``skip``/``skipif`` marker (the author's declared skip) skipped ``item``."""
+    try:
+        from _pytest.skipping import evaluate_skip_marks
+    except ImportError:  # pragma: no cover - pytest moved it: fall back on the markers
+        return any(item.iter_markers("skip")) or any(item.iter_markers("skipif"))
+    try:
+        return evaluate_skip_marks(item) is not None
+    except Exception:  # a skipif condition that cannot be evaluated is not a declared skip
+        return False
+
+
+def map_report(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> tuple[Status, str] | None:
+    """The status and reason one phase's report means for a gate check (docs/outcomes.md), or
+    None when it says nothing new (a passing setup or teardown, a skip in teardown)."""
+    wasxfail = getattr(report, "wasxfail", None)
     if report.when == "call":
         if report.passed:
-            status, reason = Status.PASSED, item.stash.get(REASON_KEY, "")
-            if hasattr(report, "wasxfail"):
-                reason = f"passed although marked xfail ({report.wasxfail})"
-        elif report.skipped:
-            if hasattr(report, "wasxfail"):
-                status, reason = Status.FAILED, f"expected failure (xfail): {report.wasxfail}"
-            else:
-                status, reason = Status.NO_DATA, f"skipped: {_skip_reason(report)}"
-        else:
-            status, reason = _exception_status(call)
-    elif report.when == "setup" and not report.passed:
+            if wasxfail is not None:
+                return Status.PASSED, f"passed although marked xfail ({wasxfail})"
+            return Status.PASSED, item.stash.get(REASON_KEY, "")
         if report.skipped:
-            status, reason = Status.NO_DATA, f"skipped: {_skip_reason(report)}"
-        else:
-            _, text = _exception_status(call)
-            status, reason = Status.ERROR, f"setup failed: {text}"
-    elif report.when == "teardown" and report.failed:
-        _, text = _exception_status(call)
-        status, reason = Status.ERROR, f"teardown failed: {text}"
-    if status is None:
+            if wasxfail is not None:
+                return Status.FAILED, f"failed, as its xfail marker expected: {wasxfail}"
+            return (
+                Status.NO_DATA,
+                f"the check skipped itself, measuring nothing: {_skip_reason(report)}",
+            )
+        if call.excinfo is None and "XPASS(strict)" in str(report.longrepr or ""):
+            return (
+                Status.FAILED,
+                f"passed although marked xfail(strict=True): {wasxfail or report.longrepr}",
+            )
+        return _exception_status(call)
+    if report.when == "setup" and not report.passed:
+        if report.skipped:
+            if wasxfail is not None:
+                return Status.NOT_RUN, f"not run: xfail(run=False): {wasxfail}"
+            if _skipped_by_mark(item):
+                return Status.SKIPPED, f"skipped as declared: {_skip_reason(report)}"
+            return Status.NOT_RUN, f"not run: skipped in setup: {_skip_reason(report)}"
+        status, text = _exception_status(call)
+        if status is Status.NOT_RUN:
+            return status, text
+        return Status.ERROR, f"setup failed: {text}"
+    if report.when == "teardown" and report.failed:
+        status, text = _exception_status(call)
+        if status is Status.NOT_RUN:
+            return status, text
+        return Status.ERROR, f"teardown failed: {text}"
+    return None
+
+
+def attach(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """Put this phase's part of the check outcome on ``report`` (worker side)."""
+    mapped = map_report(item, call, report)
+    if mapped is None:
         return
+    status, reason = mapped
     evidence = item.stash.get(EVIDENCE_KEY, []) if report.when == "call" else []
     payload = {
         "check": check_info(item).to_dict(),
@@ -157,7 +201,7 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 def reported_status(report: pytest.TestReport) -> str | None:
     """The status ``attach`` put on ``report`` (``"error"``, ``"failed"``, ...), if any."""
-    for key, value in report.user_properties:
+    for key, value in getattr(report, "user_properties", ()):
         if key == PROPERTY and isinstance(value, str):
             status: str = json.loads(value)["status"]
             return status
@@ -169,7 +213,12 @@ class OutcomeCollector:
 
     def __init__(self) -> None:
         self._parts: dict[str, list[dict[str, Any]]] = {}
-        self.unattributed: list[str] = []
+        self.unattributed: dict[str, str] = {}
+        self._spec_seen = False
+
+    def has_spec(self) -> bool:
+        """Whether any spec check reported (so the spec file was collected)."""
+        return self._spec_seen
 
     def add(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # type: ignore[comparison-overlap]
@@ -177,12 +226,29 @@ class OutcomeCollector:
         found = False
         for key, value in report.user_properties:
             if key == PROPERTY and isinstance(value, str):
-                self._parts.setdefault(report.nodeid, []).append(json.loads(value))
+                part = json.loads(value)
+                self._parts.setdefault(report.nodeid, []).append(part)
+                self._spec_seen = self._spec_seen or part["check"].get("source") == "spec"
                 found = True
-        if not found and report.failed and report.nodeid not in self._parts:
+        if found or not report.failed:
+            return
+        context = getattr(report, "context", None)
+        if context is not None and report.nodeid in self._parts:
+            # A failed subtest (pytest's ``subtests`` fixture) fails the check it belongs to.
+            msg = getattr(context, "msg", None) or getattr(context, "kwargs", "") or ""
+            first = self._parts[report.nodeid][0]
+            self._parts[report.nodeid].append(
+                {
+                    **first,
+                    "status": Status.FAILED.value,
+                    "reason": f"subtest failed: {msg}".strip(),
+                    "evidence": [],
+                }
+            )
+        elif report.nodeid not in self._parts:
             # A report built by the controller itself (an xdist worker crashed mid-check)
-            # carries no outcome: the check could not say.
-            self.unattributed.append(report.nodeid)
+            # carries no outcome: the check never said.
+            self.unattributed[report.nodeid] = _first_line(report.longrepr)
 
     def outcomes(self) -> list[Outcome]:
         result: list[Outcome] = []
@@ -198,21 +264,29 @@ class OutcomeCollector:
                     duration_s=sum(float(p.get("duration_s", 0.0)) for p in parts),
                 )
             )
-        for nodeid in self.unattributed:
+        for nodeid, text in self.unattributed.items():
             if nodeid in self._parts:
                 continue
             name = nodeid.rsplit("::", 1)[-1]
+            spec = name.startswith("check[") and name.endswith("]")
             result.append(
                 Outcome(
                     check=CheckInfo(
-                        name=name,
-                        kind="unknown",
+                        name=name[6:-1] if spec else name,
+                        kind="smoke",
                         severity=Severity.CRITICAL,
                         weight=Severity.CRITICAL.default_weight,
                         nodeid=nodeid,
+                        source="spec" if spec else "python",
                     ),
-                    status=Status.ERROR,
-                    reason="no outcome was reported for this check (its worker crashed?)",
+                    status=Status.NOT_RUN,
+                    reason=f"not run to the end: its worker was lost ({text})"[:500],
                 )
             )
         return result
+
+
+def _first_line(longrepr: Any) -> str:
+    text = str(longrepr or "").strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return redact_text(lines[0][:300]) if lines else "no report"

@@ -34,14 +34,6 @@ PHASE_DESCRIPTIONS: dict[Phase, str] = {
     Phase.T72H: "executive sign-off",
 }
 
-KINDS: dict[str, str] = {
-    "smoke": "HTTP smoke checks: health, readiness, version probes and bad-input fuzzing",
-    "slo": "service level objectives from metrics, endpoints, SQL and logs",
-    "db": "database integrity checks",
-    "chaos": "steady state, fault, tolerance, recovery",
-    "load": "load and soak checks",
-}
-
 _GATE_MARKER = re.compile(r"\bgate_(t\d+h)\b")
 
 

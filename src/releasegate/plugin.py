@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from .errors import GateFailure, ProbeError, ReleasegateError
+from .errors import GateFailure, NoData, ProbeError, ReleasegateError
 from .evidence import EvidenceRecorder
+from .model import KINDS
 from .outcomes import (
     attach,
     check_info,
@@ -21,7 +22,7 @@ from .outcomes import (
     item_phases,
     reported_status,
 )
-from .phases import KINDS, PHASE_DESCRIPTIONS, Phase
+from .phases import PHASE_DESCRIPTIONS, Phase
 from .session import PhaseGuard
 from .settings import DEFAULT_REPORT_DIR, DEFAULT_SPEC, RunSettings, resolve
 
@@ -64,6 +65,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, dest=dest, default=None, help=help_text, **extra)
         parser.addini(ini, help=help_text, default=None)
     group.addoption(
+        "--rg-partial",
+        dest="rg_partial",
+        action="store_true",
+        default=False,
+        help="a partial run (only some of the phase's checks): show the decision it would take,"
+        " never write the phase's record, never fire a hook",
+    )
+    group.addoption(
+        "--rg-lock-wait",
+        dest="rg_lock_wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for another gate run of the same deployment and phase to finish"
+        " (default 0: refuse at once)",
+    )
+    group.addoption(
         "--rg-fault",
         dest="rg_fault",
         action="append",
@@ -94,19 +112,95 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve(config)
     config.stash[SETTINGS_KEY] = settings
     _freeze_at_exit()
-    if settings.phase is None and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(PhaseGuard(), "releasegate-phase-guard")
-    if settings.phase is not None and not hasattr(config, "workerinput"):
-        from .session import GateSession
-
-        if settings.loaded is None:
-            raise pytest.UsageError(
-                f"a gate run (phase {settings.phase.value}) needs a gate spec: create"
-                f" {DEFAULT_SPEC} in {config.rootpath} or pass --rg-spec PATH"
-            )
-        config.pluginmanager.register(
-            GateSession(config, settings, settings.phase), "releasegate-session"
+    worker = hasattr(config, "workerinput")
+    if settings.phase is None:
+        if not worker:
+            config.pluginmanager.register(PhaseGuard(), "releasegate-phase-guard")
+        return
+    if listing_run(config):
+        return  # listing checks or fixtures decides nothing: no record, no hook, no report
+    if settings.loaded is None:
+        raise pytest.UsageError(
+            f"a gate run (phase {settings.phase.value}) needs a gate spec: create"
+            f" {DEFAULT_SPEC} in {config.rootpath} or pass --rg-spec PATH"
         )
+    from .inventory import InventoryTracker
+    from .runguard import guard_exit
+
+    tracker = InventoryTracker(config, settings.phase)
+    config.pluginmanager.register(tracker, "releasegate-inventory")
+    guard_exit()
+    config.add_cleanup(_unguard_exit)
+    if worker:
+        return
+    from .gate import RunKind
+    from .session import GateSession
+
+    partial_why = partial_reason(config)
+    kind = RunKind.PARTIAL if partial_why else RunKind.GATE
+    if kind is RunKind.GATE:
+        _take_phase_lock(config, settings)
+    config.pluginmanager.register(
+        GateSession(config, settings, settings.phase, kind, tracker, partial_why),
+        "releasegate-session",
+    )
+
+
+#: Options under which pytest lists or plans instead of running: such a run decides nothing.
+_LISTING_OPTIONS = (
+    "collectonly",
+    "showfixtures",
+    "show_fixtures_per_test",
+    "setuponly",
+    "setupplan",
+    "help",
+    "version",
+    "markers",
+)
+
+
+def listing_run(config: pytest.Config) -> bool:
+    return any(config.getoption(name, False) for name in _LISTING_OPTIONS)
+
+
+def partial_reason(config: pytest.Config) -> str:
+    """Why this run covers only part of its phase by request ('' for a whole gate run)."""
+    if config.getoption("rg_partial", False):
+        return "--rg-partial"
+    for name, flag in (("lf", "--lf"), ("failedfirst", "--ff"), ("stepwise", "--sw")):
+        if config.getoption(name, False):
+            return flag
+    return ""
+
+
+def _unguard_exit() -> None:
+    from .runguard import unguard_exit
+
+    unguard_exit()
+
+
+def _take_phase_lock(config: pytest.Config, settings: RunSettings) -> None:
+    from .errors import UsageError
+    from .files import PhaseLock
+    from .record import record_path
+
+    spec = settings.require_spec()
+    assert settings.phase is not None
+    folder = record_path(settings.report_dir, spec.deployment.name, settings.phase).parent
+    lock = PhaseLock(folder, f"{spec.deployment.name} phase {settings.phase.value}")
+    wait = config.getoption("rg_lock_wait")
+    try:
+        lock.acquire(float(wait) if wait is not None else 0.0)
+    except UsageError as err:
+        raise pytest.UsageError(str(err)) from None
+    except OSError as err:
+        # A report folder that cannot hold a lock cannot hold a record either: the round will
+        # say so and act on nothing; do not refuse the run for it.
+        import warnings
+
+        warnings.warn(f"releasegate: cannot lock {folder}: {err}", stacklevel=1)
+        return
+    config.add_cleanup(lock.release)
 
 
 @functools.cache
@@ -202,7 +296,12 @@ def pytest_runtest_makereport(
         and is_spec_check(item)
     ):
         # A spec check's traceback is releasegate's plumbing; its reason is what matters.
-        kind = "FAILED" if excinfo.errisinstance(GateFailure) else "ERROR (could not measure)"
+        if excinfo.errisinstance(GateFailure):
+            kind = "FAILED"
+        elif excinfo.errisinstance(NoData):
+            kind = "NO DATA (measured nothing)"
+        else:
+            kind = "ERROR (could not measure)"
         report.longrepr = f"{check_info(item).name}: {kind}: {excinfo.value}"
     if settings is not None and report.failed:
         redact_report(report)
@@ -212,9 +311,16 @@ def pytest_runtest_makereport(
 def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-    """A check that could not measure says ERROR (``E``), not FAILED, as its outcome does."""
-    if report.when == "call" and report.failed and reported_status(report) == "error":
+    """A check that could not say shows its own status, not FAILED, as its outcome does."""
+    if not report.failed:
+        return None
+    status = reported_status(report)
+    if report.when == "call" and status == "error":
         return "error", "E", ("ERROR", {"red": True})
+    if status == "no_data":
+        return "no data", "N", ("NO DATA", {"yellow": True})
+    if status == "not_run":
+        return "not run", "-", ("NOT RUN", {"yellow": True})
     return None
 
 

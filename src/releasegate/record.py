@@ -6,7 +6,6 @@ Written to ``<report dir>/<deployment>/<phase>/decision.json``, redacted, atomic
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,11 +15,15 @@ from typing import Any
 from . import __version__
 from .actions import ActionResult
 from .decision import Decision
-from .model import Mode, Outcome, Status
+from .files import archive, write_atomic
+from .model import STATUS_ORDER, Mode, Outcome
 from .phases import PHASE_DESCRIPTIONS, Phase
 from .redact import redact_value
 
-SCHEMA_VERSION = 1
+#: 2: statuses not_run and skipped; ``policy``, ``interrupted``, ``actions_state`` and
+#: ``check.source``; every expected check has an outcome. Readers accept 1 and 2.
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = frozenset({1, 2})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +42,15 @@ class DecisionRecord:
     actions: tuple[ActionResult, ...] = ()
     would_action: str | None = None
     actual_action: str | None = None
+    #: ``pending`` (written before the hooks run), ``done``, ``none`` (no hook for this
+    #: decision), ``withheld`` (an interrupted run whose policy fires nothing), ``dark``.
+    actions_state: str = "none"
+    actions_planned: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        status_order = {Status.FAILED: 0, Status.ERROR: 1, Status.NO_DATA: 2, Status.PASSED: 3}
-        ordered = sorted(self.outcomes, key=lambda o: (status_order[o.status], o.check.name))
+        order = {status: i for i, status in enumerate(STATUS_ORDER)}
+        ordered = sorted(self.outcomes, key=lambda o: (order[o.status], o.check.name))
         data = {
             "schema_version": SCHEMA_VERSION,
             "releasegate_version": __version__,
@@ -65,8 +72,12 @@ class DecisionRecord:
             "decision": self.decision.verdict.value,
             "score": self.decision.score,
             "summary": self.decision.to_dict(),
+            "policy": self.decision.policy.to_dict(),
+            "interrupted": self.decision.interrupted,
             "would_action": self.would_action,
             "actual_action": self.actual_action,
+            "actions_state": self.actions_state,
+            "actions_planned": list(self.actions_planned),
             "actions": [a.to_dict() for a in self.actions],
             "outcomes": [o.to_dict() for o in ordered],
             **self.extra,
@@ -95,36 +106,61 @@ def record_path(report_dir: Path, deployment: str, phase: Phase) -> Path:
 
 
 def write_record(
-    record: DecisionRecord, report_dir: Path, data: dict[str, Any] | None = None
+    record: DecisionRecord,
+    report_dir: Path,
+    data: dict[str, Any] | None = None,
+    *,
+    keep_previous: bool = True,
 ) -> Path:
-    """Write the record (atomically: readers never see half a file) and return its path.
+    """Write the record atomically and durably (temp file, fsync, rename) and return its path.
 
-    ``data`` is ``record.to_dict()`` when the caller has it already (it is not cheap).
+    The phase's previous record is kept under ``archive/`` beside it first (``keep_previous``),
+    so the folder holds every decision taken for the phase. ``data`` is ``record.to_dict()``
+    when the caller has it already (it is not cheap). Raises ``OSError`` when it cannot.
     """
     path = record_path(report_dir, record.deployment, record.phase)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".json.tmp{os.getpid()}")
     payload = record.to_dict() if data is None else data
-    tmp.write_text(dumps_record(payload), encoding="utf-8")
-    os.replace(tmp, path)
+    text = dumps_record(payload)
+    if keep_previous:
+        archive(path, record.started_at.strftime("%Y%m%dT%H%M%S.%fZ"))
+    write_atomic(path, text)
     return path
 
 
 def dumps_record(payload: dict[str, Any]) -> str:
-    """The record as JSON: indented, but one line per outcome.
+    """The record as strict JSON: indented, but one line per outcome.
 
     A line per outcome greps and diffs well, and keeps the encoding in C: ``json.dumps``
     with ``indent`` falls back to pure Python, ten times slower on a 10,000-check record.
+    NaN and infinities are not JSON: a measurement that is one is written as a string.
     """
+    try:
+        return _dumps(payload)
+    except ValueError:
+        return _dumps(_finite(payload))
+
+
+def _dumps(payload: dict[str, Any]) -> str:
     fields = []
     for key, value in payload.items():
         if key == "outcomes" and isinstance(value, list) and value:
-            lines = ",\n    ".join(json.dumps(o, default=str) for o in value)
+            lines = ",\n    ".join(json.dumps(o, default=str, allow_nan=False) for o in value)
             text = f"[\n    {lines}\n  ]"
         else:
-            text = json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
+            text = json.dumps(value, indent=2, default=str, allow_nan=False)
+            text = text.replace("\n", "\n  ")
         fields.append(f"  {json.dumps(key)}: {text}")
     return "{\n" + ",\n".join(fields) + "\n}\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""The gate session: collects outcomes, decides at session end, acts, records, summarises.
+"""The gate session: gathers what a pytest run expected and what it reported, and hands both to
+the gate round (``gate.py``) at session end.
 
 Registered as a plugin on the controller only (never on an xdist worker), like xdist's
-``DSession``: workers run checks, the controller decides and writes.
+``DSession``: workers run checks, the controller decides and writes. It is registered only for
+runs that decide: a listing run (``--collect-only``, ``--fixtures``, ``--setup-plan``, ...)
+never gets one.
 """
 
 from __future__ import annotations
@@ -13,146 +16,214 @@ from typing import Any
 import pytest
 
 from . import exitcodes
-from .actions import ActionResult, plan_actions, run_actions
-from .decision import Decision, ScoringPolicy, Verdict, decide
-from .errors import ReleasegateError
-from .model import Mode
+from .actions import ActionResult
+from .decision import Decision, Policy, Verdict
+from .gate import RoundInput, RoundResult, RunKind, lost_check, run_round
+from .inventory import WORKER_OUTPUT_KEY, InventoryTracker
+from .model import CheckInfo, Mode
 from .outcomes import OutcomeCollector
 from .phases import PHASE_DESCRIPTIONS, Phase
-from .record import DecisionRecord, write_record
+from .record import DecisionRecord
 from .redact import redact_text
+from .runguard import Interrupts
 from .settings import RunSettings
+
+
+class _PytestListener:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def decided(self, decision: Decision) -> Decision | None:
+        replaced: Decision | None = self.config.hook.pytest_releasegate_decision(
+            config=self.config, decision=decision
+        )
+        return replaced
+
+    def acted(self, result: ActionResult) -> None:
+        self.config.hook.pytest_releasegate_action(config=self.config, result=result)
+
+    def recorded(self, record: DecisionRecord, path: Path) -> None:
+        self.config.hook.pytest_releasegate_record(config=self.config, record=record, path=path)
 
 
 class GateSession:
     """Decides for one phase; one instance per controller process."""
 
-    def __init__(self, config: pytest.Config, settings: RunSettings, phase: Phase) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: RunSettings,
+        phase: Phase,
+        kind: RunKind,
+        tracker: InventoryTracker,
+        partial_why: str = "",
+    ) -> None:
         self.config = config
         self.settings = settings
         self.phase = phase
+        self.kind = kind
+        self.partial_why = partial_why
+        self.tracker = tracker
         self.collector = OutcomeCollector()
-        self.expected: int | None = None
         self.started_at = datetime.now(timezone.utc)
-        self.decision: Decision | None = None
-        self.actions: list[ActionResult] = []
-        self.record_path: Path | None = None
-        self.report_paths: list[Path] = []
-        self.report_error: str | None = None
-        self.exit_code: int | None = None
         self.mode = settings.mode()
+        spec = settings.require_spec()
+        self.policy = Policy(
+            go=spec.scoring.go,
+            conditional=spec.scoring.conditional,
+            max_errors=spec.policy.max_errors,
+        )
+        self.spec_expected = [check.info() for check in spec.checks_for(phase)]
+        self.worker_expected: dict[str, dict[str, Any]] = {}
+        self.worker_deselected: dict[str, str] = {}
+        self.collected_ids: set[str] = set()
+        self.spec_collected = False
+        self.collect_problems: dict[str, str] = {}
+        self.interrupts = Interrupts(spec.policy.deadline, self._emergency)
+        self.result: RoundResult | None = None
+        self.left_out = 0
+        self._finished = False
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.expected = len(session.items)
+    # -- gathering ---------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.kind is RunKind.GATE:
+            self.interrupts.start()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.passed:
+            if self.settings.loaded and report.nodeid.endswith(self.settings.loaded.path.name):
+                self.spec_collected = True
+            return
+        text = _first_line(report.longrepr)
+        what = "was skipped at collection" if report.skipped else "could not be collected"
+        self.collect_problems[report.nodeid or "<session>"] = (
+            f"not run: {report.nodeid or 'the session'} {what}: {text}"
+        )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        # Every worker collects the same items; the first one to finish tells the count.
-        if self.expected is None:
-            self.expected = len(ids)
+        self.collected_ids.update(ids)
+        if any("::check[" in nodeid for nodeid in ids):
+            self.spec_collected = True
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = (getattr(node, "workeroutput", None) or {}).get(WORKER_OUTPUT_KEY) or {}
+        self.worker_expected.update(output.get("expected") or {})
+        self.worker_deselected.update(output.get("deselected") or {})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        spec = self.settings.require_spec()
-        outcomes = self.collector.outcomes()
-        policy = ScoringPolicy(go=spec.scoring.go, conditional=spec.scoring.conditional)
-        decision = decide(outcomes, policy, expected=self.expected)
-        replaced = self.config.hook.pytest_releasegate_decision(
-            config=self.config, decision=decision
+    # -- deciding ----------------------------------------------------------------------------
+
+    def _expected(self) -> tuple[tuple[CheckInfo, ...], dict[str, str]]:
+        deselected = {**self.worker_deselected, **self.tracker.deselected}
+        if self.kind is RunKind.PARTIAL:
+            # Asked for: the checks left out are not expected; the decision is on the rest.
+            self.left_out = len(deselected)
+        else:
+            deselected = {}
+        expected: list[CheckInfo] = [
+            info for info in self.spec_expected if f"spec:{info.name}" not in deselected
+        ]
+        python = {**self.worker_expected, **self.tracker.expected}
+        expected.extend(
+            CheckInfo.from_dict(d) for key, d in python.items() if key not in deselected
         )
-        if replaced is not None:
-            decision = replaced
-        self.decision = decision
+        known = set(python)
+        for nodeid in sorted(self.collected_ids - known):
+            if "::check[" not in nodeid:
+                expected.append(lost_check(nodeid, "a gate check reported by an xdist worker"))
+        not_run = {**self.worker_deselected, **self.tracker.deselected}
+        for key in deselected:
+            not_run.pop(key, None)
+        for nodeid, reason in self.collect_problems.items():
+            expected.append(lost_check(nodeid, reason))
+            not_run[nodeid] = reason
+        if self.settings.loaded and not self.spec_collected and not self.collector.has_spec():
+            for info in self.spec_expected:
+                not_run.setdefault(
+                    f"spec:{info.name}",
+                    "not run: the spec file was not among this run's paths (run it with the"
+                    f" spec, e.g. pytest -m {self.phase.marker})",
+                )
+        return tuple(expected), not_run
 
-        dark = self.mode is Mode.DARK
-        hooks = plan_actions(spec.hooks, decision.verdict)
-        would_action = None
-        if not decision.verdict.proceeds:
-            would_action = decision.action.value if decision.action else "rollback"
-        payload = {
-            "deployment": spec.deployment.name,
-            "phase": self.phase.value,
-            "mode": self.mode.value,
-            **decision.to_dict(),
-            "would_action": would_action,
-        }
-        env = {
-            "RELEASEGATE_DECISION": decision.verdict.value,
-            "RELEASEGATE_PHASE": self.phase.value,
-            "RELEASEGATE_DEPLOYMENT": spec.deployment.name,
-            "RELEASEGATE_SCORE": f"{decision.score:.2f}",
-            "RELEASEGATE_ACTION": would_action or "",
-            "RELEASEGATE_MODE": self.mode.value,
-        }
-        base_dir = self.settings.loaded.path.parent if self.settings.loaded else Path.cwd()
-        self.actions = run_actions(hooks, payload, env, dark=dark, base_dir=base_dir)
-        for result in self.actions:
-            self.config.hook.pytest_releasegate_action(config=self.config, result=result)
-
-        record = DecisionRecord(
+    def _round_input(self, exitstatus: int, interrupted: str | None) -> RoundInput:
+        spec = self.settings.require_spec()
+        expected, not_run = self._expected()
+        code = int(exitstatus)
+        kept = code if code in exitcodes.KEPT_PYTEST_CODES and code != 2 else None
+        return RoundInput(
             deployment=spec.deployment.name,
             phase=self.phase,
             mode=self.mode,
-            decision=decision,
-            outcomes=tuple(outcomes),
+            policy=self.policy,
+            expected=expected,
+            outcomes=tuple(self.collector.outcomes()),
+            report_dir=self.settings.report_dir,
             started_at=self.started_at,
-            finished_at=datetime.now(timezone.utc),
+            kind=self.kind,
+            not_run=not_run,
+            interrupted=interrupted,
+            hooks_when_interrupted=spec.policy.on_interrupt == "hooks",
+            hooks=spec.hooks,
+            hook_dir=self.settings.loaded.path.parent if self.settings.loaded else Path.cwd(),
+            templates=self.settings.templates,
             expected_version=spec.deployment.version,
             expected_commit=spec.deployment.commit,
             target=spec.target.base_url,
             spec_path=str(self.settings.loaded.path) if self.settings.loaded else "",
-            actions=tuple(self.actions),
-            would_action=would_action,
-            # Taken only if a hook that fired for it succeeded; a failed hook is in ``actions``.
-            actual_action=(
-                would_action if not dark and any(a.fired and a.ok for a in self.actions) else None
-            ),
             extra={"scoring": {"go": spec.scoring.go, "conditional": spec.scoring.conditional}},
+            kept_exit=kept,
         )
-        data = record.to_dict()
-        self.record_path = write_record(record, self.settings.report_dir, data)
-        self.config.hook.pytest_releasegate_record(
-            config=self.config, record=record, path=self.record_path
-        )
-        self._write_reports(data)
 
-        if int(exitstatus) in exitcodes.KEPT_PYTEST_CODES:
-            self.exit_code = int(exitstatus)
-        elif dark:
-            self.exit_code = 0
-        elif any(not a.ok for a in self.actions):
-            self.exit_code = exitcodes.HOOK_FAILED
-        else:
-            self.exit_code = exitcodes.BY_VERDICT[decision.verdict]
-        session.exitstatus = self.exit_code
+    def _interrupted(self, session: pytest.Session, exitstatus: int) -> str | None:
+        if self.interrupts.reason:
+            return self.interrupts.reason
+        if int(exitstatus) == pytest.ExitCode.INTERRUPTED and not self.collect_problems:
+            why = session.shouldstop or session.shouldfail
+            return str(why) if why else "the run was interrupted (Ctrl-C or pytest.exit)"
+        return None
 
-    def _write_reports(self, data: dict[str, Any]) -> None:
-        # The record is the audit trail: a report that cannot be rendered (a broken user
-        # template, a full disk) is a warning, never a lost record or a changed exit code.
-        from jinja2 import TemplateError
-
-        from .report import write_reports
-
-        if self.record_path is None:
-            return
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.interrupts.hold()
         try:
-            self.report_paths = write_reports(
-                data, self.record_path.parent, self.settings.templates, redacted=True
-            )
-        except (ReleasegateError, TemplateError, OSError) as err:
-            self.report_error = redact_text(str(err))
+            inp = self._round_input(exitstatus, self._interrupted(session, exitstatus))
+            self.result = run_round(inp, _PytestListener(self.config))
+        finally:
+            self._finished = True
+            self.interrupts.stop()
+        if self.kind is RunKind.GATE:
+            session.exitstatus = self.result.exit_code
+
+    def _emergency(self, reason: str) -> None:
+        """From the deadline's timer thread, when the main thread does not wind down."""
+        if self._finished:
+            return
+        inp = self._round_input(pytest.ExitCode.INTERRUPTED, reason)
+        self.result = run_round(inp)
+        print(f"\nreleasegate: {reason}: recorded {self.result.decision.verdict.value}", flush=True)
+
+    def pytest_unconfigure(self) -> None:
+        self.interrupts.stop()
+
+    # -- telling -----------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        decision = self.decision
-        if decision is None:
+        result = self.result
+        if result is None:
             return
+        decision = result.decision
         tr = terminalreporter
         spec = self.settings.require_spec()
-        tr.write_sep("=", f"releasegate: phase {self.phase.value}")
+        title = f"releasegate: phase {self.phase.value}"
+        if self.kind is RunKind.PARTIAL:
+            title += " (partial run: nothing recorded, no hook)"
+        tr.write_sep("=", title)
         version = f" {spec.deployment.version}" if spec.deployment.version else ""
         tr.write_line(
             f"deployment {spec.deployment.name}{version} · phase {self.phase.value}"
@@ -162,8 +233,9 @@ class GateSession:
             Verdict.GO: {"green": True},
             Verdict.CONDITIONAL_GO: {"yellow": True},
         }.get(decision.verdict, {"red": True})
+        label = "would decide" if self.kind is RunKind.PARTIAL else "decision"
         tr.write_line(
-            f"decision: {decision.verdict.value}   score {decision.score:.2f}/10"
+            f"{label}: {decision.verdict.value}   score {decision.score:.2f}/10"
             f"   criteria met {decision.met}/{decision.total}",
             bold=True,
             **colour,
@@ -174,26 +246,49 @@ class GateSession:
             tr.write_line("blockers:")
             for blocker in decision.blockers[:20]:
                 tr.write_line(
-                    f"  - {blocker.check} [{blocker.severity.value}, {blocker.status.value}]:"
+                    f"  - {blocker.check} [{blocker.severity.value}, {blocker.status.label}]:"
                     f" {redact_text(blocker.reason)[:200]}"
                 )
             if len(decision.blockers) > 20:
                 tr.write_line(f"  ... and {len(decision.blockers) - 20} more (see the record)")
-        if self.actions:
+        if self.kind is RunKind.PARTIAL:
+            left = f", {self.left_out} check(s) of the phase left out" if self.left_out else ""
+            tr.write_line(
+                f"partial run ({self.partial_why}{left}): the phase's record was not written and"
+                " no hook fired; run the whole phase to decide"
+            )
+            return
+        if result.actions:
             tr.write_line("hooks:")
-            for action in self.actions:
+            for action in result.actions:
                 tr.write_line(f"  - {action.summary}")
+        elif result.actions_note:
+            tr.write_line(f"hooks: {result.actions_note}")
         elif not decision.verdict.proceeds:
             tr.write_line("hooks: none configured for this decision")
-        if self.record_path is not None:
-            tr.write_line(f"record: {self.record_path}")
-        for path in self.report_paths:
+        if result.record_error is not None:
+            tr.write_line(f"record: NOT WRITTEN: {result.record_error}", red=True, bold=True)
+        if result.record_path is not None:
+            tr.write_line(f"record: {result.record_path}")
+        for path in result.report_paths:
             tr.write_line(f"{path.name.split('.')[0]}: {path}")
-        if self.report_error is not None:
-            tr.write_line(f"warning: reports not written: {self.report_error}", yellow=True)
-        if self.exit_code is not None:
-            meaning = "dark mode" if self.mode is Mode.DARK else exitcodes.describe(self.exit_code)
-            tr.write_line(f"exit code: {self.exit_code} ({meaning})")
+        if result.report_error is not None:
+            tr.write_line(f"warning: reports not written: {result.report_error}", yellow=True)
+        if result.removed:
+            shown = ", ".join(p.name for p in result.removed)
+            tr.write_line(f"removed stale files of an earlier run: {shown}", yellow=True)
+        meaning = "dark mode" if self.mode is Mode.DARK else exitcodes.describe(result.exit_code)
+        tr.write_line(f"exit code: {result.exit_code} ({meaning})")
+
+
+def _first_line(longrepr: Any) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        text = str(longrepr[2]).removeprefix("Skipped: ")
+    else:
+        text = str(longrepr or "")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("E ")]
+    return redact_text((errors[-1][1:].strip() if errors else lines[-1] if lines else "")[:300])
 
 
 class PhaseGuard:

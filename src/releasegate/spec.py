@@ -7,12 +7,13 @@ ignored setting.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import spec_db
-from .model import Action, CheckInfo, Mode, Severity
+from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import Database
 
@@ -62,14 +63,67 @@ class Target(Strict):
 class Scoring(Strict):
     """Readiness score thresholds (0-10)."""
 
-    go: float = Field(9.0, ge=0, le=10)
-    conditional: float = Field(7.5, ge=0, le=10)
+    go: float = Field(9.0, gt=0, le=10, allow_inf_nan=False)
+    conditional: float = Field(7.5, ge=0, le=10, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Scoring:
         if self.conditional > self.go:
             raise ValueError(f"conditional ({self.conditional}) must not be above go ({self.go})")
         return self
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def duration_s(value: Any) -> float:
+    """Seconds from a number or a string such as ``90s``, ``30m``, ``2h``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration (seconds, or e.g. 30m), not {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError(f"expected a duration such as 90s, 30m or 2h, not {value!r}")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+class RunPolicy(Strict):
+    """How the gate fails closed: allowances, the whole-run deadline, interrupted runs."""
+
+    max_errors: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="ERROR or NO_DATA outcomes of non-critical checks that still allow GO"
+        " (default 0: any blocks GO). Critical checks and checks that did not run never count.",
+    )
+    deadline: float = Field(
+        1800.0,
+        gt=0,
+        le=7 * 86400,
+        allow_inf_nan=False,
+        description="Whole-run deadline (seconds, or 90s / 30m / 2h): a run still going then"
+        " is ended and recorded INCONCLUSIVE.",
+    )
+    on_interrupt: Literal["none", "hooks"] = Field(
+        "none",
+        description="An interrupted run (SIGTERM, Ctrl-C, deadline) records INCONCLUSIVE; `hooks`"
+        " also fires the hooks for INCONCLUSIVE, `none` (default) fires nothing.",
+    )
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _deadline(cls, value: Any) -> float:
+        return duration_s(value)
+
+
+class SkipIf(Strict):
+    """Skip a check on purpose, shown as SKIPPED: ``{condition: "${NO_DB:-false}", reason: x}``."""
+
+    condition: bool = Field(description="true/false, usually from ${VAR:-false}.")
+    reason: str = Field(min_length=1, description="Why the check does not apply here.")
 
 
 class PhaseSettings(Strict):
@@ -122,11 +176,25 @@ class CheckBase(Strict):
     phases: list[Phase] = Field(min_length=1, description="Phases this check belongs to.")
     category: str = "health"
     severity: Severity = Severity.MAJOR
-    weight: float | None = Field(None, ge=0, description="Defaults by severity: 3, 2, 1.")
+    weight: float | None = Field(
+        None, ge=0, le=1000, allow_inf_nan=False, description="Defaults by severity: 3, 2, 1."
+    )
     on_fail: Action | None = None
     description: str = ""
+    skip_if: SkipIf | None = None
 
-    kind: str = "smoke"
+    kind: str = Field("smoke", json_schema_extra={"enum": list(KINDS)})
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(value, list(KINDS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown kind {value!r}{hint}: one of {', '.join(KINDS)}")
+        return value
 
     def info(self, nodeid: str = "") -> CheckInfo:
         return CheckInfo(
@@ -296,6 +364,7 @@ class Spec(Strict):
     deployment: Deployment
     target: Target
     scoring: Scoring = Field(default_factory=Scoring)
+    policy: RunPolicy = Field(default_factory=RunPolicy)
     phases: dict[Phase, PhaseSettings] = Field(
         default_factory=lambda: {Phase.T0H: PhaseSettings(mode=Mode.DARK)}
     )

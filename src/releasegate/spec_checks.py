@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import GateFailure, ProbeError
+from .errors import GateFailure, NoData, ProbeError
 from .evidence import EvidenceRecorder
 from .model import Status
 from .probes import ProbeContext, run_check
@@ -13,11 +13,17 @@ from .probes import ProbeContext, run_check
 def check(
     releasegate_check: Any, rg_probe_context: ProbeContext, rg_evidence: EvidenceRecorder
 ) -> None:
-    """Run the check's probe and turn its result into a pass, a failure or an error."""
+    """Run the check's probe and turn its result into a pass, a failure, no data or an error.
+
+    Only PASSED passes: every other status raises, so pytest's own output agrees with the
+    record.
+    """
     result = run_check(releasegate_check, rg_probe_context)
     rg_evidence.add(*result.evidence)
     if result.status is Status.ERROR:
         raise ProbeError(result.reason)
+    if result.status is Status.NO_DATA:
+        raise NoData(result.reason or "the probe measured nothing: no data is not a pass")
     if result.status is Status.FAILED:
         raise GateFailure(result.reason)
     rg_evidence.reason(result.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ActionResult, plan_actions, run_actions
+from .base import RUNNERS, plan_actions, run_actions
+from .result import ActionResult
 
-__all__ = ["ActionResult", "plan_actions", "run_actions"]
+__all__ = ["RUNNERS", "ActionResult", "plan_actions", "run_actions"]

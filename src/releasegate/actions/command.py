@@ -16,7 +16,7 @@ from typing import Any
 
 from ..redact import redact_text
 from ..spec import CommandHook
-from .base import ActionResult
+from .result import ActionResult
 
 _TAIL = 4000
 

@@ -1,0 +1,44 @@
+"""What one action did: fired (or would have fired, in dark mode) and how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What one hook did: fired or would have fired, and how it ended."""
+
+    name: str
+    type: str
+    fired: bool
+    ok: bool
+    returncode: int | None = None
+    timed_out: bool = False
+    duration_s: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "fired": self.fired,
+            "ok": self.ok,
+            "returncode": self.returncode,
+            "timed_out": self.timed_out,
+            "duration_s": round(self.duration_s, 3),
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "error": self.error,
+        }
+
+    @property
+    def summary(self) -> str:
+        if not self.fired:
+            return f"{self.name}: would fire (dark mode)"
+        if self.ok:
+            return f"{self.name}: fired, exit {self.returncode} in {self.duration_s:.2f}s"
+        return f"{self.name}: FAILED ({self.error or f'exit {self.returncode}'})"
