@@ -186,3 +186,19 @@ def test_capture_at_a_phase_the_check_is_not_in_is_a_spec_error(pytester: pytest
     result = pytester.runpytest_subprocess("-m", "gate_t24h", "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*capture_at t0h is not one of the check's phases: add it*"])
+
+
+def test_a_query_over_no_rows_is_no_data_never_go(
+    pytester: pytest.Pytester, scratch_db: ScratchDb
+) -> None:
+    """The runbook's risk gate (AVG of the last hours' scores) on an empty table: no data."""
+    scratch_db.create_shop()
+    check = {"type": "sql", "query": "SELECT AVG(score) FROM child WHERE score > 100", "max": 0.2}
+    write_spec(pytester, scratch_db.database_yaml(), check)
+    result = pytester.runpytest_subprocess("-m", "gate_t24h", "-p", "no:cacheprovider")
+    record = json.loads((pytester.path / "reports/out/shop/t24h/decision.json").read_text())
+    assert (result.ret, record["decision"]) == (12, "INCONCLUSIVE")
+    (outcome,) = record["outcomes"]
+    assert outcome["status"] == "no_data"
+    assert "no data is not a pass" in outcome["reason"]
+    result.stdout.fnmatch_lines(["releasegate.yaml N*", "*1 no data*"])

@@ -5,10 +5,12 @@
 | 0    | GO (and every dark-mode run, whatever the decision)      |
 | 10   | CONDITIONAL GO                                           |
 | 11   | NO-GO                                                    |
-| 12   | INCONCLUSIVE                                             |
+| 12   | INCONCLUSIVE; also an interrupted run (SIGTERM, Ctrl-C,  |
+|      | the deadline) and a run that could not write its record  |
 | 13   | a rollback/advance hook failed (takes precedence)        |
 
-pytest's own 2 (interrupted), 3 (internal error) and 4 (usage error) are kept as they are.
+pytest's own 3 (internal error) and 4 (usage error) are kept as they are; its 2 (interrupted)
+becomes 12, since an interrupted gate run is recorded INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ BY_VERDICT: dict[Verdict, int] = {
     Verdict.INCONCLUSIVE: 12,
 }
 
-KEPT_PYTEST_CODES = frozenset({2, 3, 4})
+KEPT_PYTEST_CODES = frozenset({3, 4})
 
 
 def describe(code: int) -> str:

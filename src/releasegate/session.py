@@ -155,7 +155,7 @@ class GateSession:
         spec = self.settings.require_spec()
         expected, not_run = self._expected()
         code = int(exitstatus)
-        kept = code if code in exitcodes.KEPT_PYTEST_CODES and code != 2 else None
+        kept = code if code in exitcodes.KEPT_PYTEST_CODES else None
         return RoundInput(
             deployment=spec.deployment.name,
             phase=self.phase,
