@@ -9,6 +9,7 @@ never gets one.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ class GateSession:
         self.collected_ids: set[str] = set()
         self.spec_collected = False
         self.collect_problems: dict[str, str] = {}
-        self.interrupts = Interrupts(spec.policy.deadline, self._emergency)
+        # The grace after the deadline scales with it: 1 s for a 10 s deadline, 30 s at most.
+        grace = min(30.0, max(1.0, spec.policy.deadline / 10))
+        self.interrupts = Interrupts(spec.policy.deadline, self._emergency, grace_s=grace)
         self.result: RoundResult | None = None
         self.left_out = 0
         self._finished = False
@@ -206,7 +209,16 @@ class GateSession:
             return
         inp = self._round_input(pytest.ExitCode.INTERRUPTED, reason)
         self.result = run_round(inp)
-        print(f"\nreleasegate: {reason}: recorded {self.result.decision.verdict.value}", flush=True)
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)  # the process ends next: say why
+        where = self.result.record_path or f"nowhere ({self.result.record_error})"
+        print(
+            f"\nreleasegate: {reason}: recorded {self.result.decision.verdict.value} in {where};"
+            f" exiting 12",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def pytest_unconfigure(self) -> None:
         self.interrupts.stop()
