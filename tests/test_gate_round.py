@@ -233,3 +233,50 @@ def test_a_check_that_ignores_the_deadline_is_recorded_by_the_watchdog(tmp_path:
     record = json.loads((tmp_path / "reports/out/shop/t24h/decision.json").read_text())
     assert record["decision"] == "INCONCLUSIVE"
     assert record["outcomes"][0]["status"] == "not_run"
+
+
+def test_a_run_killed_outright_is_recorded_by_its_watchdog(tmp_path: Path) -> None:
+    """SIGKILL leaves no code of the run to record anything: its watchdog process does."""
+    (tmp_path / "releasegate.yaml").write_text(
+        "version: 1\ndeployment: {name: shop}\ntarget: {base_url: 'http://127.0.0.1:9'}\n"
+    )
+    (tmp_path / "test_killed.py").write_text(
+        textwrap.dedent(
+            """
+            import os, signal, pytest
+
+            @pytest.mark.gate_t24h
+            def test_first():
+                pass
+
+            @pytest.mark.gate_t24h
+            def test_killer():
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            @pytest.mark.gate_t24h
+            def test_never_reached():
+                pass
+            """
+        )
+    )
+    record = tmp_path / "reports/out/shop/t24h/decision.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "gate_t24h", "-p", "no:cacheprovider", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == -9
+    deadline = datetime.now(timezone.utc).timestamp() + 15
+    while not record.exists() and datetime.now(timezone.utc).timestamp() < deadline:
+        subprocess.run(["sleep", "0.1"], check=True)
+    data = json.loads(record.read_text())
+    assert data["decision"] == "INCONCLUSIVE"
+    assert "ended without deciding" in data["interrupted"]
+    statuses = {o["check"]["name"]: o["status"] for o in data["outcomes"]}
+    assert statuses == {
+        "test_first": "passed",
+        "test_killer": "not_run",
+        "test_never_reached": "not_run",
+    }

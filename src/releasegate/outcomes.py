@@ -9,6 +9,7 @@ one check (setup, call, teardown) into one ``Outcome`` on the controller.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -251,19 +252,9 @@ class OutcomeCollector:
             self.unattributed[report.nodeid] = _first_line(report.longrepr)
 
     def outcomes(self) -> list[Outcome]:
-        result: list[Outcome] = []
-        for parts in self._parts.values():
-            worst = min(parts, key=lambda p: Status(p["status"]).rank)
-            evidence = tuple(Evidence.from_dict(e) for p in parts for e in p["evidence"])
-            result.append(
-                Outcome(
-                    check=CheckInfo.from_dict(parts[0]["check"]),
-                    status=Status(worst["status"]),
-                    reason=worst["reason"],
-                    evidence=evidence,
-                    duration_s=sum(float(p.get("duration_s", 0.0)) for p in parts),
-                )
-            )
+        result = merge_parts(
+            (nodeid, part) for nodeid, parts in self._parts.items() for part in parts
+        )
         for nodeid, text in self.unattributed.items():
             if nodeid in self._parts:
                 continue
@@ -284,6 +275,27 @@ class OutcomeCollector:
                 )
             )
         return result
+
+
+def merge_parts(parts: Iterable[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+    """One outcome per node id from its parts (setup, call, teardown): the worst status wins,
+    evidence and durations add up."""
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for nodeid, part in parts:
+        by_node.setdefault(nodeid, []).append(part)
+    result: list[Outcome] = []
+    for group in by_node.values():
+        worst = min(group, key=lambda p: Status(p["status"]).rank)
+        result.append(
+            Outcome(
+                check=CheckInfo.from_dict(group[0]["check"]),
+                status=Status(worst["status"]),
+                reason=worst["reason"],
+                evidence=tuple(Evidence.from_dict(e) for p in group for e in p["evidence"]),
+                duration_s=sum(float(p.get("duration_s", 0.0)) for p in group),
+            )
+        )
+    return result
 
 
 def _first_line(longrepr: Any) -> str:

@@ -9,6 +9,7 @@ never gets one.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,12 +23,13 @@ from .decision import Decision, Policy, Verdict
 from .gate import RoundInput, RoundResult, RunKind, lost_check, run_round
 from .inventory import WORKER_OUTPUT_KEY, InventoryTracker
 from .model import CheckInfo, Mode
-from .outcomes import OutcomeCollector
+from .outcomes import PROPERTY, OutcomeCollector
 from .phases import PHASE_DESCRIPTIONS, Phase
 from .record import DecisionRecord
 from .redact import redact_text
 from .runguard import Interrupts
 from .settings import RunSettings
+from .watchdog import Watchdog
 
 
 class _PytestListener:
@@ -84,6 +86,7 @@ class GateSession:
         grace = min(30.0, max(1.0, spec.policy.deadline / 10))
         self.interrupts = Interrupts(spec.policy.deadline, self._emergency, grace_s=grace)
         self.result: RoundResult | None = None
+        self.watchdog: Watchdog | None = None
         self.left_out = 0
         self._finished = False
 
@@ -92,6 +95,36 @@ class GateSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.kind is RunKind.GATE:
             self.interrupts.start()
+            self.watchdog = self._start_watchdog()
+
+    def _start_watchdog(self) -> Watchdog | None:
+        spec = self.settings.require_spec()
+        header = {
+            "deployment": spec.deployment.name,
+            "phase": self.phase.value,
+            "mode": self.mode.value,
+            "policy": self.policy.to_dict(),
+            "report_dir": str(self.settings.report_dir),
+            "started_at": self.started_at.isoformat(),
+            "expected": [info.to_dict() for info in self.spec_expected],
+            "hooks_when_interrupted": spec.policy.on_interrupt == "hooks",
+            "hook_dir": str(self.settings.loaded.path.parent) if self.settings.loaded else "",
+            "templates": [str(t) for t in self.settings.templates],
+            "expected_version": spec.deployment.version,
+            "expected_commit": spec.deployment.commit,
+            "target": spec.target.base_url,
+            "spec_path": str(self.settings.loaded.path) if self.settings.loaded else "",
+            "extra": {"scoring": {"go": spec.scoring.go, "conditional": spec.scoring.conditional}},
+        }
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        # The watchdog's last word goes to the real stderr, not to pytest's capture.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            return Watchdog.start(header)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.watchdog is not None:
+            for check in self.tracker.expected.values():
+                self.watchdog.expect(check)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.passed:
@@ -106,6 +139,12 @@ class GateSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.watchdog is not None and not self.collected_ids:
+            for nodeid in ids:
+                if "::check[" not in nodeid:
+                    self.watchdog.expect(
+                        lost_check(nodeid, "reported by an xdist worker").to_dict()
+                    )
         self.collected_ids.update(ids)
         if any("::check[" in nodeid for nodeid in ids):
             self.spec_collected = True
@@ -118,6 +157,10 @@ class GateSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
+        if self.watchdog is not None and report.outcome != "rerun":  # type: ignore[comparison-overlap]
+            for key, value in report.user_properties:
+                if key == PROPERTY and isinstance(value, str):
+                    self.watchdog.part(report.nodeid, value)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -200,6 +243,8 @@ class GateSession:
         finally:
             self._finished = True
             self.interrupts.stop()
+            if self.watchdog is not None:
+                self.watchdog.done()
         if self.kind is RunKind.GATE:
             session.exitstatus = self.result.exit_code
 
@@ -209,6 +254,8 @@ class GateSession:
             return
         inp = self._round_input(pytest.ExitCode.INTERRUPTED, reason)
         self.result = run_round(inp)
+        if self.watchdog is not None:
+            self.watchdog.done()
         capture = self.config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             capture.suspend_global_capture(in_=True)  # the process ends next: say why
