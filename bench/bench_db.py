@@ -104,11 +104,11 @@ def gate_child(url: str, examples: int) -> None:
             "checks": [{"phases": ["t24h"], "examples": examples, **c} for c in checks],
         }
     )
-    context = ProbeContext(spec=spec, target=None, extras={"phase": Phase.T24H})  # type: ignore[arg-type]
+    context = ProbeContext(spec=spec, target=None, phase=Phase.T24H)  # type: ignore[arg-type]
     started = time.monotonic()
     results = [run_check(check, context) for check in spec.checks]
     elapsed = time.monotonic() - started
-    dispose_engines(context.extras)
+    dispose_engines(context.db)
     print(
         json.dumps(
             {

@@ -215,13 +215,11 @@ def db_check(scratch_db: ScratchDb, tmp_path: Path) -> Iterator[Callable[..., An
                 "checks": [{"phases": ["t24h"], **c} for c in checks],
             }
         )
-        context = ProbeContext(
-            spec=spec, target=None, extras={"phase": Phase.T24H, "spec_dir": tmp_path}
-        )
+        context = ProbeContext(spec=spec, target=None, phase=Phase.T24H, spec_dir=tmp_path)
         contexts.append(context)
         results = [run_check(check, context) for check in spec.checks]
         return results[0] if len(results) == 1 else results
 
     yield run
     for context in contexts:
-        dispose_engines(context.extras)
+        dispose_engines(context.db)

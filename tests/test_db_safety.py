@@ -12,6 +12,7 @@ from sqlalchemy import exc
 
 from conftest import ScratchDb
 from releasegate.db.connect import dispose_engines, guard_read_query, read_only
+from releasegate.db.state import DbState
 from releasegate.errors import ProbeError
 from releasegate.model import Status
 from releasegate.spec_db import Database
@@ -77,15 +78,18 @@ def test_the_session_transaction_itself_is_read_only(scratch_db: ScratchDb, stat
     scratch_db.create_shop()
     before = state(scratch_db)
     db = Database.model_validate({"url": scratch_db.url, "schema": scratch_db.schema})
-    extras: dict[str, Any] = {}
+    db_state = DbState()
     try:
-        with pytest.raises(ProbeError, match="refused a write"), read_only("main", db, extras) as s:
+        with (
+            pytest.raises(ProbeError, match="refused a write"),
+            read_only("main", db, db_state) as s,
+        ):
             try:
                 s.conn.exec_driver_sql(statement)
             except exc.DBAPIError as err:
                 raise s.error(err) from None
     finally:
-        dispose_engines(extras)
+        dispose_engines(db_state)
     assert state(scratch_db) == before
 
 
@@ -94,15 +98,15 @@ def test_postgresql_refuses_a_second_statement_after_commit(scratch_db: ScratchD
     scratch_db.create_shop()
     before = state(scratch_db)
     db = Database.model_validate({"url": scratch_db.url, "schema": scratch_db.schema})
-    extras: dict[str, Any] = {}
+    db_state = DbState()
     try:
         with (
             pytest.raises(exc.DBAPIError, match="multiple commands"),
-            read_only("main", db, extras) as s,
+            read_only("main", db, db_state) as s,
         ):
             s.conn.exec_driver_sql("COMMIT; DELETE FROM child")
     finally:
-        dispose_engines(extras)
+        dispose_engines(db_state)
     assert state(scratch_db) == before
 
 
@@ -148,9 +152,9 @@ def test_an_unreachable_database_is_an_error_without_the_password(url: str, tmp_
             ],
         }
     )
-    context = ProbeContext(spec=spec, target=None, extras={"phase": Phase.T24H})
+    context = ProbeContext(spec=spec, target=None, phase=Phase.T24H)
     result = run_check(spec.checks[0], context)
-    dispose_engines(context.extras)
+    dispose_engines(context.db)
     assert result.status is Status.ERROR
     assert "cannot connect to database 'main'" in result.reason
     assert SECRET not in repr(result)
@@ -181,7 +185,7 @@ def test_a_password_never_shows(scratch_db: ScratchDb, db_check: Any) -> None:
 def test_a_missing_sqlite_file_is_an_error_and_stays_missing(tmp_path: Path) -> None:
     path = tmp_path / "nope.db"
     db = Database(url=f"sqlite:///{path}")
-    with pytest.raises(ProbeError, match="does not exist"), read_only("main", db, {}):
+    with pytest.raises(ProbeError, match="does not exist"), read_only("main", db, DbState()):
         pass
     assert not path.exists()
 
@@ -189,7 +193,7 @@ def test_a_missing_sqlite_file_is_an_error_and_stays_missing(tmp_path: Path) -> 
 def test_demo_url_without_a_demo_target_says_what_to_do() -> None:
     with (
         pytest.raises(ProbeError, match="RELEASEGATE_DB_URL"),
-        read_only("main", Database(url="demo://"), {}),
+        read_only("main", Database(url="demo://"), DbState()),
     ):
         pass
 

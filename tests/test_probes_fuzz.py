@@ -26,9 +26,7 @@ def server() -> Iterator[LocalServer]:
         yield srv
 
 
-def fuzz(
-    base_url: str, *paths: str, extras: dict[str, Any] | None = None, **fields: Any
-) -> ProbeResult:
+def fuzz(base_url: str, *paths: str, allow_remote_fuzz: bool = False, **fields: Any) -> ProbeResult:
     check = BadInputCheck.model_validate(
         {
             "name": "bad-input",
@@ -39,7 +37,9 @@ def fuzz(
         }
     )
     spec = Spec.model_validate({"deployment": {"name": "shop"}, "target": {"base_url": base_url}})
-    ctx = ProbeContext(spec=spec, target=TargetClient(base_url=base_url), extras=extras or {})
+    ctx = ProbeContext(
+        spec=spec, target=TargetClient(base_url=base_url), allow_remote_fuzz=allow_remote_fuzz
+    )
     return probe_bad_input(check, ctx)
 
 
@@ -140,7 +140,7 @@ def test_a_non_loopback_target_is_refused_without_sending(monkeypatch: pytest.Mo
 def test_remote_fuzzing_can_be_allowed_explicitly(server: LocalServer) -> None:
     server.route("/api/orders", strict_api)
 
-    result = fuzz(server.url, extras={"allow_remote_fuzz": True}, max_examples=3)
+    result = fuzz(server.url, allow_remote_fuzz=True, max_examples=3)
 
     assert result.status is Status.PASSED
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from .db.state import DbState
 from .errors import GateFailure, NoData, ProbeError, ReleasegateError
 from .evidence import EvidenceRecorder
 from .model import KINDS
@@ -27,7 +28,7 @@ from .session import PhaseGuard
 from .settings import DEFAULT_REPORT_DIR, DEFAULT_SPEC, RunSettings, resolve
 
 SETTINGS_KEY = pytest.StashKey[RunSettings]()
-PROBE_EXTRAS_KEY = pytest.StashKey[dict[str, Any]]()
+PROBE_DB_KEY = pytest.StashKey[DbState]()
 
 _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     (
@@ -358,24 +359,30 @@ def rg_target(request: pytest.FixtureRequest, rg_spec: Any) -> Iterator[Any]:
     """An HTTP client for the deployment under test (starts the demo target for demo://)."""
     from .runtime import open_target
 
-    extras = request.config.stash.setdefault(PROBE_EXTRAS_KEY, {})
-    with open_target(rg_spec, request.config.stash[SETTINGS_KEY].faults, extras) as client:
+    db = request.config.stash.setdefault(PROBE_DB_KEY, DbState())
+    with open_target(rg_spec, request.config.stash[SETTINGS_KEY].faults, db) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def rg_probe_context(request: pytest.FixtureRequest, rg_spec: Any, rg_target: Any) -> Iterator[Any]:
-    """What spec-check probes work with: the spec, the target client and run extras."""
+    """What spec-check probes work with: the spec, the target client, the phase and databases.
+
+    The databases' state is the one ``rg_target`` recorded the demo's file in (a fresh one if
+    a suite overrides ``rg_target``); its engines are closed when the run ends.
+    """
     from .probes import ProbeContext
 
     settings = request.config.stash[SETTINGS_KEY]
-    stored = request.config.stash.get(PROBE_EXTRAS_KEY, None)
-    extras: dict[str, Any] = dict(stored) if stored else {}
-    extras["phase"] = settings.phase
-    extras["spec_dir"] = settings.loaded.path.parent if settings.loaded else None
-    context = ProbeContext(spec=rg_spec, target=rg_target, extras=extras)
+    context = ProbeContext(
+        spec=rg_spec,
+        target=rg_target,
+        phase=settings.phase,
+        spec_dir=settings.loaded.path.parent if settings.loaded else None,
+        db=request.config.stash.setdefault(PROBE_DB_KEY, DbState()),
+    )
     yield context
-    if "db_engines" in context.extras:
+    if context.db.engines:
         from .db.connect import dispose_engines
 
-        dispose_engines(context.extras)
+        dispose_engines(context.db)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
+from .db.state import DbState
 from .spec import Spec
 from .target import TargetClient
 
 
 @contextmanager
 def open_target(
-    spec: Spec, faults: Sequence[str] = (), extras: MutableMapping[str, Any] | None = None
+    spec: Spec, faults: Sequence[str] = (), db: DbState | None = None
 ) -> Iterator[TargetClient]:
     """Yield a client for the spec's target; ``demo://`` starts the demo target for the run.
 
-    ``extras`` gets ``demo_db_path`` (the demo's SQLite file, for ``databases: url: demo://``).
+    ``db`` gets the demo's SQLite file, which ``databases: url: demo://`` means.
     """
     base_url = spec.target.base_url
     demo = None
@@ -27,8 +27,8 @@ def open_target(
         demo = DemoTarget(faults=dict(parse_fault(f) for f in faults))
         demo.start()
         base_url = demo.url
-        if extras is not None:
-            extras["demo_db_path"] = demo.db_path
+        if db is not None:
+            db.demo_db_path = demo.db_path
     try:
         client = TargetClient(
             base_url=base_url,

@@ -26,10 +26,6 @@ class RunSettings:
     faults: tuple[str, ...] = ()
     templates: tuple[Path, ...] = ()
 
-    @property
-    def is_gate_run(self) -> bool:
-        return self.phase is not None
-
     def require_spec(self) -> Spec:
         if self.loaded is None:
             raise UsageError(

@@ -1,6 +1,7 @@
 """Database access for the DB checks, pushed down into the database.
 
-    connect.py   URL resolution (``demo://``), an engine cache on the probe context, read-only
+    state.py     ``DbState``: the demo's SQLite file and the run's engines (no SQLAlchemy import)
+    connect.py   URL resolution (``demo://``), the engine cache in a ``DbState``, read-only
                  sessions with a per-statement timeout, errors as ``ProbeError`` (redacted)
     build.py     identifiers, the aggregate query of several checks on one table (a bundle),
                  example queries

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,8 @@ from sqlalchemy.engine import URL, Inspector, Row, make_url
 from ..errors import ProbeError
 from ..redact import redact_text
 from ..spec_db import Database
+from .state import DbState
 
-ENGINES_KEY = "db_engines"
-DEMO_DB_KEY = "demo_db_path"
 PROGRESS_STEPS = 1000  # SQLite VM instructions between deadline checks
 
 _TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
@@ -40,17 +39,16 @@ _READ_ONLY_CODES = {1792}  # MariaDB/MySQL: cannot execute statement in a READ O
 _READ_WORDS = {"select", "with", "values", "table", "show"}
 
 
-def resolve_url(url: str, extras: Mapping[str, Any]) -> URL:
+def resolve_url(url: str, state: DbState) -> URL:
     """The SQLAlchemy URL for ``url``; ``demo://`` is the running demo target's SQLite file."""
     if url == "demo://":
-        path = extras.get(DEMO_DB_KEY)
-        if path is None:
+        if state.demo_db_path is None:
             raise ProbeError(
                 "database url demo:// means the embedded demo target's SQLite file, but no demo"
                 " target runs for this gate. Fix: use target.base_url: demo://, or point the"
                 " database at a real one, e.g. RELEASEGATE_DB_URL=sqlite:///path/app.db"
             )
-        url = f"sqlite:///{path}"
+        url = f"sqlite:///{state.demo_db_path}"
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError) as err:
@@ -74,10 +72,10 @@ def shown_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def display_url(url: str, extras: Mapping[str, Any]) -> str:
+def display_url(url: str, state: DbState) -> str:
     """The spec's URL for messages: password masked, ``demo://`` with its file."""
     if url == "demo://":
-        return f"demo:// ({extras.get(DEMO_DB_KEY)})"
+        return f"demo:// ({state.demo_db_path})"
     try:
         return shown_url(make_url(url))
     except (exc.ArgumentError, ValueError):
@@ -97,12 +95,11 @@ def _connect_args(url: URL, db: Database) -> dict[str, Any]:
     return {}
 
 
-def engine_for(db: Database, extras: MutableMapping[str, Any]) -> Engine:
-    """One engine per URL per probe context (``extras[ENGINES_KEY]``), created on first use."""
-    url = resolve_url(db.url, extras)
+def engine_for(db: Database, state: DbState) -> Engine:
+    """One engine per URL per run (``state.engines``), created on first use."""
+    url = resolve_url(db.url, state)
     key = url.render_as_string(hide_password=False)
-    engines: dict[str, Engine] = extras.setdefault(ENGINES_KEY, {})
-    engine = engines.get(key)
+    engine = state.engines.get(key)
     if engine is None:
         try:
             engine = create_engine(url, connect_args=_connect_args(url, db))
@@ -110,13 +107,13 @@ def engine_for(db: Database, extras: MutableMapping[str, Any]) -> Engine:
             raise ProbeError(
                 redact_text(f"cannot use {shown_url(url)}: {err}. Fix: check the URL's driver")
             ) from None
-        engines[key] = engine
+        state.engines[key] = engine
     return engine
 
 
-def dispose_engines(extras: MutableMapping[str, Any]) -> None:
-    """Close every cached engine's connections (at the end of a run)."""
-    engines: dict[str, Engine] = extras.pop(ENGINES_KEY, {})
+def dispose_engines(state: DbState) -> None:
+    """Close every cached engine's connections (at the end of a run) and forget the engines."""
+    engines, state.engines = state.engines, {}
     for engine in engines.values():
         engine.dispose()
 
@@ -294,20 +291,20 @@ class DbSession:
 
 
 @contextmanager
-def read_only(name: str, db: Database, extras: MutableMapping[str, Any]) -> Iterator[DbSession]:
+def read_only(name: str, db: Database, state: DbState) -> Iterator[DbSession]:
     """A ``DbSession`` on database ``name``, inside a read-only transaction that is rolled back."""
-    engine = engine_for(db, extras)
+    engine = engine_for(db, state)
     try:
         conn = engine.connect()
     except exc.DBAPIError as err:
         orig = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
         raise ProbeError(
             redact_text(
-                f"cannot connect to database {name!r} ({display_url(db.url, extras)}): {orig}."
+                f"cannot connect to database {name!r} ({display_url(db.url, state)}): {orig}."
                 " Fix: check that the server runs and the URL, user and password are right"
             )
         ) from None
-    session = DbSession(conn, name, db, engine.url, display_url(db.url, extras))
+    session = DbSession(conn, name, db, engine.url, display_url(db.url, state))
     try:
         try:
             session.begin()

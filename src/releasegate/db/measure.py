@@ -27,6 +27,9 @@ TABLE_TYPES = frozenset(
     {"not_null", "unique", "accepted_values", "value_range", "row_count", "freshness"}
 )
 
+# (database, table in lower case, where:): checks with equal keys share one query.
+BundleKey = tuple[str, str, str | None]
+
 
 @dataclass(slots=True)
 class Found:
@@ -49,7 +52,7 @@ class Measured:
     bundled_with: list[str] = field(default_factory=list)
 
 
-def bundle_key(check: Any) -> tuple[str, str, str | None] | None:
+def bundle_key(check: Any) -> BundleKey | None:
     """Checks with the same key can share one query; None when a check is never bundled."""
     if check.type in TABLE_TYPES:
         return (check.database, check.table.lower(), check.where)

@@ -6,12 +6,20 @@ import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from ..db.state import DbState
 from ..errors import ProbeError, ReleasegateError
 from ..model import Evidence, Status
+from ..phases import Phase
 from ..spec import Spec
 from ..target import TargetClient
+
+if TYPE_CHECKING:
+    # Only for annotations: importing them would load SQLAlchemy for every probe run.
+    from ..db.measure import BundleKey
+    from .sql import CachedBundle
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +43,23 @@ class ProbeResult:
 
 @dataclass
 class ProbeContext:
-    """What a probe may use: the spec and the target client."""
+    """What a probe may use, shared by every check of a run (of an xdist worker).
+
+    ``phase`` is the phase being decided (the SQL probes bundle only checks of that phase and
+    ``schema_drift`` captures its baseline in ``capture_at``); ``spec_dir`` is the spec's
+    folder, against which relative baseline paths resolve (the working folder when None).
+    ``db`` holds the demo's SQLite file and the engines, ``bundles`` the SQL probes' measured
+    but not yet taken results of bundled checks. ``allow_remote_fuzz`` lets the bad-input
+    probe fuzz a target that is not on loopback.
+    """
 
     spec: Spec
     target: TargetClient
-    extras: dict[str, Any] = field(default_factory=dict)
+    phase: Phase | None = None
+    spec_dir: Path | None = None
+    db: DbState = field(default_factory=DbState)
+    bundles: dict[BundleKey, CachedBundle] = field(default_factory=dict)
+    allow_remote_fuzz: bool = False
 
 
 Probe = Callable[[Any, ProbeContext], ProbeResult]

@@ -7,7 +7,7 @@ wrong Content-Type. Generation is derandomized and never shrinks, so a run is re
 costs at most ``max_examples`` requests per endpoint. Findings are recorded inside the test
 body instead of raised, so hypothesis never sees a failure to replay.
 
-Only loopback targets are fuzzed unless ``ctx.extras["allow_remote_fuzz"]`` is True.
+Only loopback targets are fuzzed unless ``ctx.allow_remote_fuzz`` is True.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def probe_bad_input(check: BadInputCheck, ctx: ProbeContext) -> ProbeResult:
         f"no 5xx, no hang (> {check.request_timeout_s:g}s) and no dropped connection;"
         f" up to {check.max_examples} examples per endpoint within {check.deadline_s:g}s"
     )
-    if ctx.extras.get("allow_remote_fuzz") is not True:
+    if not ctx.allow_remote_fuzz:
         try:
             ensure_loopback(ctx.target.base_url, "bad-input fuzzing")
         except TargetRefused as err:

@@ -2,10 +2,10 @@
 
 Every number is computed by the database (see ``db/build.py``). Checks on the same table and
 ``where:`` that run in the same phase share one bundled query: the first of them to run
-measures all of them and leaves the others' results in ``context.extras`` (``db_bundles``),
-where each sibling takes its own once, within ``BUNDLE_TTL_S``. Under xdist each worker does
-this on its own. A bundle that fails (a sibling's bad ``where:``, a timeout) is retried with
-the check alone, so one broken check never takes its siblings down.
+measures all of them and leaves the others' results in ``context.bundles``, where each
+sibling takes its own once, within ``BUNDLE_TTL_S``. Under xdist each worker does this on its
+own. A bundle that fails (a sibling's bad ``where:``, a timeout) is retried with the check
+alone, so one broken check never takes its siblings down.
 """
 
 from __future__ import annotations
@@ -25,21 +25,20 @@ from ..model import Evidence, Status
 from ..redact import redact_text, redact_value
 from .base import ProbeContext, ProbeResult
 
-BUNDLES_KEY = "db_bundles"
-PHASE_KEY = "phase"
-SPEC_DIR_KEY = "spec_dir"
 BUNDLE_TTL_S = 60.0
 
 
 @dataclass(slots=True)
-class _Cached:
+class CachedBundle:
+    """The results a bundled query measured for the siblings that have not taken theirs yet."""
+
     at: float
     pending: dict[str, Measured]
 
 
 def siblings(check: Any, context: ProbeContext) -> list[Any]:
     """``check`` and the spec's other checks of this phase that share its bundle key."""
-    phase = context.extras.get(PHASE_KEY)
+    phase = context.phase
     key = bundle_key(check)
     found = [check]
     if phase is None or key is None:
@@ -52,8 +51,7 @@ def siblings(check: Any, context: ProbeContext) -> list[Any]:
 
 def _measured(check: Any, context: ProbeContext) -> Measured:
     key = bundle_key(check)
-    cache: dict[Any, _Cached] = context.extras.setdefault(BUNDLES_KEY, {})
-    cached = cache.get(key)
+    cached = context.bundles.get(key) if key is not None else None
     if cached is not None and time.monotonic() - cached.at < BUNDLE_TTL_S:
         hit = cached.pending.pop(check.name, None)
         if hit is not None:
@@ -61,23 +59,23 @@ def _measured(check: Any, context: ProbeContext) -> Measured:
     db = database(context.spec.databases, check.database)
     members = siblings(check, context)
     try:
-        with read_only(check.database, db, context.extras) as session:
+        with read_only(check.database, db, context.db) as session:
             results = measure(session, check.table, getattr(check, "where", None), members)
     except ProbeError:
         if len(members) == 1:
             raise
-        with read_only(check.database, db, context.extras) as session:
+        with read_only(check.database, db, context.db) as session:
             results = measure(session, check.table, getattr(check, "where", None), [check])
     mine = results.pop(check.name)
     if key is not None:
-        cache[key] = _Cached(time.monotonic(), results)
+        context.bundles[key] = CachedBundle(time.monotonic(), results)
     return mine
 
 
 def _orphans_everywhere(check: Any, context: ProbeContext) -> Measured:
     """An orphans check without ``table:``: every table with references, one query each."""
     db = database(context.spec.databases, check.database)
-    with read_only(check.database, db, context.extras) as session:
+    with read_only(check.database, db, context.db) as session:
         total = Measured(session.label)
         with session.errors():
             children = {ref.name.lower(): ref for ref in table_names(session)}
@@ -148,7 +146,7 @@ def probe_integrity(check: Any, context: ProbeContext) -> ProbeResult:
 
 
 def _base_dir(context: ProbeContext) -> Path:
-    return Path(context.extras.get(SPEC_DIR_KEY) or Path.cwd())
+    return context.spec_dir or Path.cwd()
 
 
 def baseline_path(baseline: str | None, database_name: str, context: ProbeContext) -> Path:
@@ -248,8 +246,8 @@ def probe_freshness(check: Any, context: ProbeContext) -> ProbeResult:
 def probe_schema_drift(check: Any, context: ProbeContext) -> ProbeResult:
     path = baseline_path(check.baseline, check.database, context)
     db = database(context.spec.databases, check.database)
-    with read_only(check.database, db, context.extras) as session:
-        phase = context.extras.get("phase")
+    with read_only(check.database, db, context.db) as session:
+        phase = context.phase
         capture_now = check.capture_at is not None and phase == check.capture_at
         if capture_now or (check.capture_if_missing and not path.exists()):
             snapshot = take_snapshot(session)
@@ -292,7 +290,7 @@ def probe_schema_drift(check: Any, context: ProbeContext) -> ProbeResult:
 def probe_migration_head(check: Any, context: ProbeContext) -> ProbeResult:
     db = database(context.spec.databases, check.database)
     expected = sorted(check.expected)
-    with read_only(check.database, db, context.extras) as session:
+    with read_only(check.database, db, context.db) as session:
         if check.query is None:
             table = TableRef(session.schema, "alembic_version")
             with session.errors():
@@ -322,7 +320,7 @@ def probe_migration_head(check: Any, context: ProbeContext) -> ProbeResult:
 
 def probe_sql(check: Any, context: ProbeContext) -> ProbeResult:
     db = database(context.spec.databases, check.database)
-    with read_only(check.database, db, context.extras) as session:
+    with read_only(check.database, db, context.db) as session:
         query = guard_read_query(check.query, session.backend)
         row = session.row(query)
         label = session.label
