@@ -8,11 +8,11 @@ ignored setting.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import spec_db
+from . import checktypes, spec_db
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import Database
@@ -326,23 +326,30 @@ class SqlCheck(spec_db.SqlFields, DbCheckBase):
     """A read-only query returning one number, held to min/max."""
 
 
-DbCheck = (
-    OrphansCheck
-    | NotNullCheck
-    | UniqueCheck
-    | AcceptedValuesCheck
-    | ValueRangeCheck
-    | RowCountCheck
-    | FreshnessCheck
-    | SchemaDriftCheck
-    | MigrationHeadCheck
-    | SqlCheck
-)
+# The check types: one model and one probe each (``module:function`` in releasegate.probes).
+for _model, _probe in (
+    (HttpCheck, "http:probe_http"),
+    (LivenessCheck, "http:probe_liveness"),
+    (ReadinessCheck, "http:probe_readiness"),
+    (VersionCheck, "http:probe_version"),
+    (BadInputCheck, "fuzz:probe_bad_input"),
+    (OrphansCheck, "sql:probe_integrity"),
+    (NotNullCheck, "sql:probe_integrity"),
+    (UniqueCheck, "sql:probe_integrity"),
+    (AcceptedValuesCheck, "sql:probe_integrity"),
+    (ValueRangeCheck, "sql:probe_integrity"),
+    (RowCountCheck, "sql:probe_row_count"),
+    (FreshnessCheck, "sql:probe_freshness"),
+    (SchemaDriftCheck, "sql:probe_schema_drift"),
+    (MigrationHeadCheck, "sql:probe_migration_head"),
+    (SqlCheck, "sql:probe_sql"),
+):
+    checktypes.register(_model, _probe)
 
-Check = Annotated[
-    HttpCheck | LivenessCheck | ReadinessCheck | VersionCheck | BadInputCheck | DbCheck,
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    Check = CheckBase
+else:
+    Check = checktypes.union()
 
 
 class CommandHook(Strict):

@@ -65,34 +65,17 @@ class ProbeContext:
 Probe = Callable[[Any, ProbeContext], ProbeResult]
 
 
-# type -> (module, function); modules are imported on first use (the fuzz probe imports
-# hypothesis, which costs a second that a run without bad-input checks should not pay).
-PROBES: dict[str, tuple[str, str]] = {
-    "http": ("http", "probe_http"),
-    "liveness": ("http", "probe_liveness"),
-    "readiness": ("http", "probe_readiness"),
-    "version": ("http", "probe_version"),
-    "bad_input": ("fuzz", "probe_bad_input"),
-    "orphans": ("sql", "probe_integrity"),
-    "not_null": ("sql", "probe_integrity"),
-    "unique": ("sql", "probe_integrity"),
-    "accepted_values": ("sql", "probe_integrity"),
-    "value_range": ("sql", "probe_integrity"),
-    "row_count": ("sql", "probe_row_count"),
-    "freshness": ("sql", "probe_freshness"),
-    "schema_drift": ("sql", "probe_schema_drift"),
-    "migration_head": ("sql", "probe_migration_head"),
-    "sql": ("sql", "probe_sql"),
-}
-
-
 @functools.cache
 def probe_for(check_type: str) -> Probe | None:
-    where = PROBES.get(check_type)
-    if where is None:
+    """The probe registered for ``check_type`` (see ``checktypes``), imported on first use."""
+    from ..checktypes import REGISTRY
+
+    entry = REGISTRY.get(check_type)
+    if entry is None:
         return None
-    module = importlib.import_module(f"{__package__}.{where[0]}")
-    probe: Probe = getattr(module, where[1])
+    module_name, _, function = entry.probe.partition(":")
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    probe: Probe = getattr(module, function)
     return probe
 
 
