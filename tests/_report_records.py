@@ -185,9 +185,11 @@ def make_record(
     deployment: str = "demo-shop",
     actions: tuple[ActionResult, ...] = (),
     finished: datetime | None = None,
+    policy: Policy | None = None,
+    interrupted: str | None = None,
 ) -> dict[str, Any]:
-    policy = Policy(go=9.0, conditional=7.5)
-    decision = decide(outcomes, policy)
+    policy = policy or Policy(go=9.0, conditional=7.5)
+    decision = decide(outcomes, policy, interrupted=interrupted)
     finished = finished or START + timedelta(hours=phase.hours, seconds=42)
     would = None
     if not decision.verdict.proceeds:
@@ -210,6 +212,25 @@ def make_record(
         extra={"scoring": {"go": policy.go, "conditional": policy.conditional}},
     )
     return record.to_dict()
+
+
+def as_schema_1(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as releasegate wrote it before schema 2: no policy, interruption or action
+    state, a summary without allowances."""
+    old = {
+        k: v
+        for k, v in record.items()
+        if k not in ("policy", "interrupted", "actions_state", "actions_planned")
+    }
+    old["schema_version"] = 1
+    old["outcomes"] = [
+        {**o, "check": {k: v for k, v in o["check"].items() if k != "source"}}
+        for o in record["outcomes"]
+    ]
+    old["summary"] = {
+        k: v for k, v in record["summary"].items() if k not in ("allowed", "policy", "interrupted")
+    }
+    return old
 
 
 def rollback_action() -> ActionResult:

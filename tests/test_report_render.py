@@ -19,7 +19,8 @@ from _report_records import (
     outcome,
     rollback_action,
 )
-from releasegate.model import Mode, Severity, Status
+from releasegate.decision import Policy
+from releasegate.model import STATUS_ORDER, Mode, Outcome, Severity, Status
 from releasegate.phases import Phase
 from releasegate.report import (
     ReportError,
@@ -355,4 +356,102 @@ def test_template_errors_and_missing_folders_are_report_errors(tmp_path: Path) -
 def test_a_record_from_json_renders(tmp_path: Path) -> None:
     record = json.loads(json.dumps(make_record(nogo_outcomes(), finished=START)))
     assert "NO-GO" in render_summary(record)
-    assert render_scorecard({"decision": "GO"})  # a sparse record still renders
+    page = render_scorecard({"decision": "GO"})  # a sparse record still renders, unverified
+    assert 'id="decision">UNVERIFIED<' in page and "schema_version: missing" in page
+    assert 'id="decision">GO<' not in page
+
+
+def not_run_and_skipped_outcomes() -> list[Outcome]:
+    outcomes = healthy_outcomes()
+    outcomes[3] = outcome(
+        "catalog-lists-products",
+        "functionality",
+        Severity.MAJOR,
+        Status.NOT_RUN,
+        "not run: the run stopped early",
+    )
+    outcomes[7] = outcome(
+        "metrics-exposed", "observability", Severity.MINOR, Status.SKIPPED, "skip_if: no metrics"
+    )
+    return outcomes
+
+
+def test_not_run_and_skipped_show_everywhere() -> None:
+    record = make_record(not_run_and_skipped_outcomes())
+    assert record["decision"] == "INCONCLUSIVE"
+    rv = build_view(record)
+    assert list(rv.counts) == [s.value for s in STATUS_ORDER]
+    assert rv.counts["not_run"] == 1 and rv.counts["skipped"] == 1
+    assert [r.status for r in rv.checks][:2] == ["not_run", "skipped"]  # worst first
+    page = render_scorecard(record)
+    for status, label in (("not_run", "not run"), ("skipped", "skipped")):
+        assert f'type="radio" name="fs" id="fs-{status}"' in page
+        assert f"#fs-{status}:checked~.checks .r:not(.s-{status}){{display:none}}" in page
+        assert f'<label for="fs-{status}">{label} (1)</label>' in page
+        assert f'<b class="b s-{status}">{label}</b>' in page
+        assert f".b.s-{status}" in page and f"svg .s-{status}" in page
+    assert "0 failed, 1 not run, 0 error, 0 no data, 1 skipped, 6 passed" in page
+    assert "metrics-exposed (skipped)" in page  # the category's notes
+    executive = render_executive(record)
+    assert re.search(
+        r">Could not measure</div><div class=\"v\">1</div><div class=\"w\">"
+        r"catalog-lists-products<",
+        executive,
+    )
+    assert "HOLD: RE-RUN THE GATE" in executive
+    summary = render_summary(record)
+    assert "| catalog-lists-products | major | not run |" in summary
+    assert "| metrics-exposed | minor | skipped |" in summary
+
+
+def test_allowances_and_interruptions_show_beside_the_reasons() -> None:
+    outcomes = healthy_outcomes()
+    outcomes[7] = outcome(
+        "metrics-exposed", "observability", Severity.MINOR, Status.ERROR, "refused"
+    )
+    record = make_record(outcomes, policy=Policy(9.0, 7.5, max_errors=1))
+    assert record["decision"] == "GO"
+    allowed = (
+        "allowed by policy.max_errors = 1: metrics-exposed (could not measure; not held"
+        " against the decision)"
+    )
+    assert build_view(record).notes == (allowed,)
+    assert f'<li class="note">{allowed}</li>' in render_scorecard(record)
+    assert allowed in render_executive(record)
+    assert f"- {md_escape(allowed)}" in render_summary(record)
+    record = make_record(healthy_outcomes(), interrupted="SIGTERM", policy=Policy(max_errors=2))
+    record["actions_state"] = "withheld"
+    notes = build_view(record).notes
+    assert notes == (
+        "interrupted: SIGTERM; no hook fired (policy.on_interrupt is 'none')",
+        "policy.max_errors = 2: up to 2 non-critical check(s) may fail to measure; none was"
+        " allowed this run",
+    )
+    executive = render_executive(record)
+    assert "interrupted: SIGTERM" in executive
+    assert "the gate could not decide (interrupted: SIGTERM)" in executive
+    assert "the run was interrupted (SIGTERM); the gate fails closed" in executive
+
+
+def test_an_inconsistent_record_never_shows_its_stored_verdict() -> None:
+    record = make_record(nogo_outcomes())
+    record["decision"] = "GO"
+    record["summary"]["reasons"] = []  # an edit that also hid why
+    rv = build_view(record)
+    assert rv.record["decision"] == "INCONSISTENT" and rv.verdict_css == "bad"
+    assert rv.integrity is not None
+    assert (rv.integrity.stored, rv.integrity.recomputed) == ("GO", "NO-GO")
+    assert rv.record["summary"]["reasons"][0] == "1 critical check(s) failed"
+    assert record["decision"] == "GO"  # the caller's record is left alone
+    for page in (render_scorecard(record), render_executive(record)):
+        assert 'role="alert"' in page and "stored verdict <del>GO</del>" in page
+        assert 'class="d v-bad" id="decision">INCONSISTENT<' in page
+    text = render_summary(record)
+    assert text.startswith("### 🚨 releasegate: INCONSISTENT")
+
+
+def test_the_banner_survives_a_template_that_replaces_the_banner_block(tmp_path: Path) -> None:
+    record = make_record(nogo_outcomes())
+    record["decision"] = "GO"
+    page = render_scorecard(record, [ROOT / "reports" / "templates"])
+    assert 'class="company-banner"' in page and 'id="integrity"' in page

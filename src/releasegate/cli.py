@@ -104,16 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_db_snapshot(args: argparse.Namespace) -> int:
     from .db.connect import database, dispose_engines, read_only
     from .db.schema import default_baseline_path, take_snapshot, write_snapshot
+    from .db.state import DbState
 
     loaded = load_spec(args.spec)
     spec = loaded.spec
-    extras: dict[str, object] = {}
+    state = DbState()
     try:
-        with read_only(args.database, database(spec.databases, args.database), extras) as session:
+        with read_only(args.database, database(spec.databases, args.database), state) as session:
             snapshot = take_snapshot(session)
             label = session.label
     finally:
-        dispose_engines(extras)
+        dispose_engines(state)
     path = (
         Path(args.output)
         if args.output
@@ -213,7 +214,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Render every record; a record that cannot be read, or whose stored verdict disagrees
+    with its outcomes, costs one line on stderr and exit code 1 (2 when none could be read),
+    never the others' reports."""
     from .report import write_reports
+    from .report.verify import load_record, verify_record
 
     source = Path(args.path)
     if source.is_dir():
@@ -228,7 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"{source} does not exist: pass a decision.json or a folder of them")
     templates = tuple(Path(t) for t in args.templates)
-    failed = 0
+    unreadable = failed = 0
     for path in records:
         if args.output is None:
             out_dir = path.parent
@@ -236,18 +241,41 @@ def cmd_report(args: argparse.Namespace) -> int:
             out_dir = Path(args.output) / path.parent.relative_to(source)
         else:
             out_dir = Path(args.output)
+        loaded = load_record(path)
+        check = verify_record(loaded.data) if loaded.problem is None else None
+        if check is None or not check.readable:
+            problem = loaded.problem if check is None else check.problem_line()
+            print(f"releasegate report: {path}: {problem}", file=sys.stderr)
+            unreadable += 1
+            continue
         try:
-            record = read_record(path)
-            written = write_reports(record, out_dir, templates, history_dir=path.parent)
+            written = write_reports(
+                loaded.data, out_dir, templates, history_dir=path.parent, check=check
+            )
         except (OSError, ValueError, ReleasegateError) as err:
             # One bad record in a folder of them should not stop the others from rendering.
             print(f"releasegate report: {path}: {err}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}: {record.get('decision')} (score {record.get('score')}/10)")
+        if check.disagreements:
+            # Rendered, but not as the record states it: the reports say INCONSISTENT.
+            print(
+                f"releasegate report: {path}: {check.disagreement_line()}; its reports show"
+                " INCONSISTENT",
+                file=sys.stderr,
+            )
+            failed += 1
+            what = f"stored {check.stored}, its outcomes give {check.recomputed_verdict}"
+        else:
+            what = f"score {loaded.data.get('score')}/10" + (
+                f"; {check.note}" if check.note else ""
+            )
+        print(f"{path}: {check.shown} ({what})")
         for report in written:
             print(f"  {report}")
-    return 1 if failed else 0
+    if unreadable == len(records):
+        return 2
+    return 1 if unreadable or failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..phases import Phase
 from .charts import num
-from .view import STATUS_LABELS, VERDICT_CSS, CheckRow, Comparison
+from .verify import INCONSISTENT, UNVERIFIED
+from .view import STATUS_LABELS, UNKNOWN_STATUSES, VERDICT_CSS, CheckRow, Comparison, Integrity
 
 # Failures in these categories do not reach users directly (a missing dashboard is not an
 # outage); everything else counts towards user impact.
@@ -68,7 +69,7 @@ def key_metrics(
     score = float(record.get("score") or 0.0)
     met, total = int(summary.get("criteria_met", 0)), int(summary.get("criteria_total", 0))
     critical = [r for r in rows if r.severity == "critical" and r.status == "failed"]
-    unknown = [r for r in rows if r.status in ("error", "no_data")]
+    unknown = [r for r in rows if r.status in UNKNOWN_STATUSES]
     bands = (
         f"GO at ≥ {num(scoring['go'])}, conditional at ≥ {num(scoring['conditional'])}"
         if {"go", "conditional"} <= set(scoring)
@@ -112,20 +113,30 @@ def _verdict_css(record: dict[str, Any]) -> str:
     return VERDICT_CSS.get(str(record.get("decision")), "inc")
 
 
-def risks(record: dict[str, Any], rows: Sequence[CheckRow]) -> tuple[Risk, ...]:
-    return (_technical(record, rows), _user_impact(rows), _rollback_complexity(record))
+def risks(
+    record: dict[str, Any], rows: Sequence[CheckRow], integrity: Integrity | None = None
+) -> tuple[Risk, ...]:
+    return (_technical(record, rows, integrity), _user_impact(rows), _rollback_complexity(record))
 
 
-def _technical(record: dict[str, Any], rows: Sequence[CheckRow]) -> Risk:
+def _technical(
+    record: dict[str, Any], rows: Sequence[CheckRow], integrity: Integrity | None
+) -> Risk:
     label = "Technical risk"
     decision = str(record.get("decision"))
     failed_critical = [r.name for r in rows if r.severity == "critical" and r.status == "failed"]
-    unknown = [r.name for r in rows if r.status in ("error", "no_data")]
+    unknown = [r.name for r in rows if r.status in UNKNOWN_STATUSES]
     failed = [r.name for r in rows if r.status == "failed"]
+    if integrity is not None and decision in (INCONSISTENT, UNVERIFIED):
+        return Risk(label, "HIGH", integrity.detail)
     if failed_critical:
         return Risk(label, "HIGH", f"critical check(s) failed: {names(failed_critical)}")
     if decision == "INCONCLUSIVE":
-        why = f"could not measure: {names(unknown)}" if unknown else "checks are missing"
+        interrupted = record.get("interrupted")
+        if interrupted:
+            why = f"the run was interrupted ({interrupted})"
+        else:
+            why = f"could not measure: {names(unknown)}" if unknown else "checks are missing"
         return Risk(label, "HIGH", f"{why}; the gate fails closed")
     if decision == "NO-GO":
         return Risk(
@@ -183,12 +194,26 @@ def next_phase(phase: str) -> str | None:
     return None
 
 
-def recommendation(record: dict[str, Any], rows: Sequence[CheckRow]) -> Recommendation:
+def recommendation(
+    record: dict[str, Any], rows: Sequence[CheckRow], integrity: Integrity | None = None
+) -> Recommendation:
     decision = str(record.get("decision"))
     phase = str(record.get("phase"))
     nxt = next_phase(phase)
     dark = record.get("mode") == "dark"
     blockers = [str(b.get("check")) for b in (record.get("summary") or {}).get("blockers") or ()]
+    if integrity is not None and decision == INCONSISTENT:
+        return Recommendation(
+            "DO NOT PROCEED: THE RECORD DISAGREES WITH ITS OUTCOMES",
+            f"it says {integrity.stored}, its outcomes give {integrity.recomputed}: find out"
+            " who or what changed the record (or which hook replaced the decision), and re-run"
+            " the gate",
+            "bad",
+        )
+    if integrity is not None and decision == UNVERIFIED:
+        return Recommendation(
+            "DO NOT PROCEED: THE RECORD CANNOT BE VERIFIED", integrity.detail, "bad"
+        )
     if decision == "GO":
         if nxt is None:
             return Recommendation(
@@ -210,11 +235,11 @@ def recommendation(record: dict[str, Any], rows: Sequence[CheckRow]) -> Recommen
             f"{done}; blockers: {names(blockers) or 'see scorecard'}",
             "nogo",
         )
-    unknown = [r.name for r in rows if r.status in ("error", "no_data")]
+    unknown = [r.name for r in rows if r.status in UNKNOWN_STATUSES]
+    interrupted = record.get("interrupted")
+    why = f"interrupted: {interrupted}" if interrupted else names(unknown) or "checks missing"
     return Recommendation(
-        "HOLD: RE-RUN THE GATE",
-        f"the gate could not decide ({names(unknown) or 'checks missing'}); fix and re-run",
-        "inc",
+        "HOLD: RE-RUN THE GATE", f"the gate could not decide ({why}); fix and re-run", "inc"
     )
 
 

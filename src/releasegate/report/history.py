@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..phases import PHASE_DESCRIPTIONS, Phase
+from .verify import load_record, shown_record, verify_record
 
 RUNS_FILE = "runs.jsonl"
 RECORD_FILE = "decision.json"
@@ -73,12 +74,16 @@ def deployment_dir(record: dict[str, Any], record_dir: Path) -> Path | None:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    # A half-written or foreign file must not stop the report of the run at hand.
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """Another phase's record as the reports may show it, or None if it cannot be read.
+
+    A half-written or foreign file must not stop the report of the run at hand; an edited one
+    shows INCONSISTENT here as it does in its own reports.
+    """
+    loaded = load_record(path)
+    if loaded.problem is not None:
         return None
-    return data if isinstance(data, dict) else None
+    check = verify_record(loaded.data)
+    return shown_record(loaded.data, check) if check.readable else None
 
 
 def _same_release(earlier: dict[str, Any], record: dict[str, Any]) -> bool:

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from ..errors import ReportError
 from ..redact import redact_value
 from . import assess, charts, history, view
+from .verify import RecordCheck, shown_record, verify_record
 
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "releasegate"
@@ -40,9 +41,17 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
 
 @dataclass(frozen=True, slots=True)
 class ReportView:
-    """Everything a template gets, besides the (redacted) record itself."""
+    """Everything a template gets, besides the (redacted) record itself.
+
+    ``record`` is the record as it may be shown (``verify.shown_record``): its ``decision`` is
+    INCONSISTENT when the stored verdict disagrees with the outcomes; ``integrity`` then says
+    why (the stored and the recomputed verdict), and is None for a consistent record.
+    """
 
     record: dict[str, Any]
+    check: RecordCheck
+    integrity: view.Integrity | None
+    notes: tuple[str, ...]
     verdict_css: str
     scoring: dict[str, float]
     categories: tuple[view.CategoryRow, ...]
@@ -137,6 +146,7 @@ def environment(template_dirs: tuple[str, ...] = ()) -> jinja2.Environment:
         when=_when,
         duration=_duration,
         label=assess.status_label,
+        verdict_css=lambda v: view.VERDICT_CSS.get(str(v), "inc"),
         md=md_escape,
     )
     return env
@@ -191,20 +201,29 @@ def _complete(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_view(
-    record: dict[str, Any], history_dir: Path | None = None, *, redacted: bool = False
+    record: dict[str, Any],
+    history_dir: Path | None = None,
+    *,
+    redacted: bool = False,
+    check: RecordCheck | None = None,
 ) -> ReportView:
-    """Redact the record (again: defence in depth) and work out what the reports show.
+    """Verify the record, redact it (again: defence in depth) and work out what the reports show.
 
     ``history_dir`` is the folder the record came from; in the standard layout its
     deployment folder holds the other phases' records and the run log. ``redacted`` says
     the caller built the record with ``DecisionRecord.to_dict`` (which redacts) a moment ago.
+    ``check`` is ``verify_record(record)`` when the caller has it already.
     """
     with _collector_paused():
-        return _build_view(record, history_dir, redacted)
+        return _build_view(record, history_dir, redacted, check or verify_record(record))
 
 
-def _build_view(record: dict[str, Any], history_dir: Path | None, redacted: bool) -> ReportView:
-    data: dict[str, Any] = _complete(dict(record) if redacted else redact_value(record))
+def _build_view(
+    record: dict[str, Any], history_dir: Path | None, redacted: bool, check: RecordCheck
+) -> ReportView:
+    # The recomputed summary carries outcome text, so it is redacted with the rest.
+    shown = shown_record(record, check)
+    data: dict[str, Any] = _complete(shown if redacted else redact_value(shown))
     summary = data["summary"]
     outcomes = [o for o in data.get("outcomes") or () if isinstance(o, dict)]
     cat_ids = view.category_ids(summary, outcomes)
@@ -218,8 +237,12 @@ def _build_view(record: dict[str, Any], history_dir: Path | None, redacted: bool
     counts = {status: 0 for status in view.STATUS_ORDER}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
+    integrity = view.integrity(check)
     return ReportView(
         record=data,
+        check=check,
+        integrity=integrity,
+        notes=view.decision_notes(data),
         verdict_css=view.VERDICT_CSS.get(str(data.get("decision")), "inc"),
         scoring=scoring,
         categories=categories,
@@ -232,8 +255,8 @@ def _build_view(record: dict[str, Any], history_dir: Path | None, redacted: bool
         phases=phases,
         runs=runs,
         metrics=assess.key_metrics(data, rows, comparisons),
-        risks=assess.risks(data, rows),
-        recommendation=assess.recommendation(data, rows),
+        risks=assess.risks(data, rows, integrity),
+        recommendation=assess.recommendation(data, rows, integrity),
         rollback=assess.rollback_plan(data, rows),
     )
 
@@ -258,12 +281,13 @@ def write_reports(
     history_dir: Path | None = None,
     *,
     redacted: bool = False,
+    check: RecordCheck | None = None,
 ) -> list[Path]:
     """Render the scorecard, the executive report and the Markdown summary into ``out_dir``.
 
     ``history_dir`` (default ``out_dir``) is where the record lives in the standard layout;
-    this run is added to the deployment's run log there. ``redacted``: see ``build_view``.
-    Returns the paths written.
+    this run is added to the deployment's run log there, with the verdict the reports show.
+    ``redacted`` and ``check``: see ``build_view``. Returns the paths written.
     """
     for folder in template_dirs:
         if not Path(folder).is_dir():
@@ -272,12 +296,15 @@ def write_reports(
                 " / releasegate_templates / --templates"
             )
     source = history_dir if history_dir is not None else out_dir
+    if check is None:
+        with _collector_paused():
+            check = verify_record(record)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        history.log_run(record, history.deployment_dir(record, source))
+        history.log_run(shown_record(record, check), history.deployment_dir(record, source))
     except OSError as err:
         raise ReportError(f"cannot write reports to {out_dir}: {err}") from err
-    rv = build_view(record, source, redacted=redacted)
+    rv = build_view(record, source, redacted=redacted, check=check)
     written: list[Path] = []
     for template, filename in OUTPUTS.items():
         text = render_template(template, rv, template_dirs)

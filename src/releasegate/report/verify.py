@@ -32,13 +32,69 @@ UNVERIFIED = "UNVERIFIED"
 
 #: The statuses a schema-1 record could hold: NOT_RUN and SKIPPED came with schema 2.
 _V1_STATUSES = frozenset({Status.PASSED, Status.FAILED, Status.ERROR, Status.NO_DATA})
-_STATUSES = ", ".join(s.value for s in Status)
+_STATUS_VALUES = frozenset(s.value for s in Status)
+_VERDICT_VALUES = frozenset(v.value for v in Verdict)
 _VERDICTS = ", ".join(v.value for v in Verdict)
 #: How far apart two scores may be and still be the same score (the engine rounds to 0.01).
 _SCORE_TOLERANCE = 0.005
 #: Problems listed on one line; the rest are counted.
 _PROBLEMS_SHOWN = 3
 _FIX = "re-run the gate, or restore the record from the archive/ folder beside it"
+_NUMBER = (int, float)
+_NULL = type(None)
+#: (key, the types it may have, how a message names them). Only keys that may be null have
+#: NoneType among their types: the reports read the others without a fallback.
+_Keys = tuple[tuple[str, type | tuple[type, ...], str], ...]
+#: Keys every record of schema 1 and 2 has, which the reports read.
+_REQUIRED: _Keys = (
+    ("deployment", str, "a string"),
+    ("phase", str, "a string"),
+    ("mode", str, "a string"),
+    ("decision", str, "a string"),
+    ("score", _NUMBER, "a number"),
+    ("summary", dict, "an object"),
+    ("outcomes", list, "a list"),
+)
+#: Keys that may be missing, but are of this type (or null) when given.
+_OPTIONAL: _Keys = (
+    ("policy", (dict, _NULL), "an object"),
+    ("scoring", (dict, _NULL), "an object"),
+    ("interrupted", (str, _NULL), "a string or null"),
+    ("versions", (dict, _NULL), "an object"),
+    ("actions", (list, _NULL), "a list"),
+    ("would_action", (str, _NULL), "a string or null"),
+    ("actual_action", (str, _NULL), "a string or null"),
+    ("duration_s", (*_NUMBER, _NULL), "a number"),
+    ("started_at", (str, _NULL), "a string"),
+    ("finished_at", (str, _NULL), "a string"),
+)
+_SUMMARY: _Keys = (
+    ("verdict", (str, _NULL), "a string"),
+    ("score", (*_NUMBER, _NULL), "a number"),
+    ("criteria_met", int, "a whole number"),
+    ("criteria_total", int, "a whole number"),
+    ("reasons", list, "a list"),
+    ("blockers", list, "a list"),
+    ("categories", list, "a list"),
+    ("allowed", list, "a list"),
+    ("action", (str, _NULL), "a string or null"),
+    ("interrupted", (str, _NULL), "a string or null"),
+)
+_CATEGORY: _Keys = (
+    ("score", _NUMBER, "a number"),
+    ("met", int, "a whole number"),
+    ("total", int, "a whole number"),
+)
+_BLOCKER: _Keys = (
+    ("check", str, "a string"),
+    ("severity", str, "a string"),
+    ("status", str, "a string"),
+    ("reason", str, "a string"),
+)
+_SCORING: _Keys = (
+    ("go", _NUMBER, "a number"),
+    ("conditional", _NUMBER, "a number"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,53 +222,58 @@ def verify_record(data: Any) -> RecordCheck:
                 " a newer releasegate wrote it (upgrade to read it) or it was edited",
             )
         )
-    problems: list[str] = []
-    for key, kinds, what in _REQUIRED:
-        if key not in data:
-            problems.append(f"{key}: missing")
-        elif not isinstance(data[key], kinds) or isinstance(data[key], bool):
-            problems.append(f"{key}: {_short(data[key])} is not {what}")
-    for key, kinds, what in _OPTIONAL:
-        value = data.get(key)
-        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-            problems.append(f"{key}: {_short(value)} is not {what}")
+    problems = [f"{key}: missing" for key, _, _ in _REQUIRED if key not in data]
+    problems.extend(_typed(data, (*_REQUIRED, *_OPTIONAL)))
     stored = data.get("decision")
     if isinstance(stored, str) and stored not in _VERDICT_VALUES:
         problems.append(f"decision: {stored!r} is not a verdict ({_VERDICTS})")
     score = data.get("score")
-    if _is_number(score) and not math.isfinite(score):
-        problems.append(f"score: {score} is not a finite number")
     summary = data.get("summary")
     if isinstance(summary, dict):
         problems.extend(_summary_problems(summary))
+    scoring = data.get("scoring")
+    if isinstance(scoring, dict):
+        # The thresholds the reports draw, whether or not the policy came from them.
+        problems.extend(_typed(scoring, _SCORING, "scoring."))
     outcomes = _outcomes(data.get("outcomes"), schema, problems)
     policy = _policy(data, schema, problems)
-    if problems or policy is None:
+    if (
+        problems
+        or policy is None
+        or not isinstance(stored, str)
+        or not isinstance(summary, dict)
+        or not isinstance(score, (int, float))
+    ):
         return RecordCheck(problems=tuple(problems), stored=str(stored), schema=schema)
 
-    assert isinstance(stored, str) and isinstance(summary, dict)  # checked above
     interrupted = data.get("interrupted")
     recomputed = decide(outcomes, policy, interrupted=interrupted)
     verdict = recomputed.verdict.value
-    disagreements = []
+    about_verdict: list[str] = []
     if stored != verdict:
-        disagreements.append(
+        about_verdict.append(
             f"stored verdict {stored} disagrees with its outcomes, which give {verdict}"
         )
     summary_verdict = summary.get("verdict")
-    if summary_verdict is not None and summary_verdict != verdict:
-        disagreements.append(
-            f"summary.verdict {summary_verdict} disagrees with its outcomes, which give {verdict}"
+    if summary_verdict not in (None, verdict, stored):
+        about_verdict.append(
+            f"summary.verdict {_short(summary_verdict)} disagrees with its outcomes, which give"
+            f" {verdict}"
         )
-    if abs(float(score) - recomputed.score) > _SCORE_TOLERANCE:
+    disagreements: list[str] = []
+    if abs(score - recomputed.score) > _SCORE_TOLERANCE:
         disagreements.append(
             f"stored score {score} disagrees with its outcomes, which give {recomputed.score}"
         )
+    summary_policy = summary.get("policy")
+    if schema != 1 and isinstance(summary_policy, dict) and _policy_of(summary_policy) != policy:
+        # Both are the decision's policy: a difference is an edit (a lowered threshold, say).
+        disagreements.append(
+            f"policy {policy.to_dict()} disagrees with summary.policy"
+            f" {json.dumps(summary_policy, default=str)[:120]}"
+        )
     note = ""
-    verdict_differs = stored != verdict or (
-        summary_verdict is not None and summary_verdict != verdict
-    )
-    if schema == 1 and verdict_differs and _v1_rules_differ(outcomes, summary, policy):
+    if schema == 1 and about_verdict and _v1_rules_differ(outcomes, summary, policy):
         # Schema 1 failed closed only on critical checks and counted missing outcomes; for
         # such records today's rules give another verdict without anyone editing anything.
         note = (
@@ -220,7 +281,8 @@ def verify_record(data: Any) -> RecordCheck:
             f" these outcomes: its verdict {stored} was not recomputed (today's rules give"
             f" {verdict})"
         )
-        disagreements = [d for d in disagreements if d.startswith("stored score")]
+    else:
+        disagreements = about_verdict + disagreements
     return RecordCheck(
         stored=stored,
         recomputed=recomputed,
@@ -230,59 +292,44 @@ def verify_record(data: Any) -> RecordCheck:
     )
 
 
-_VERDICT_VALUES = frozenset(v.value for v in Verdict)
-_NUMBER = (int, float)
-#: Keys every record of schema 1 and 2 has, which the reports read.
-_REQUIRED: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
-    ("deployment", str, "a string"),
-    ("phase", str, "a string"),
-    ("mode", str, "a string"),
-    ("decision", str, "a string"),
-    ("score", _NUMBER, "a number"),
-    ("summary", dict, "an object"),
-    ("outcomes", list, "a list"),
-)
-#: Keys that may be missing or null, but are of this type when given.
-_OPTIONAL: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
-    ("policy", dict, "an object"),
-    ("scoring", dict, "an object"),
-    ("interrupted", str, "a string or null"),
-    ("versions", dict, "an object"),
-    ("actions", list, "a list"),
-    ("would_action", str, "a string or null"),
-    ("actual_action", str, "a string or null"),
-    ("duration_s", _NUMBER, "a number"),
-    ("started_at", str, "a string"),
-    ("finished_at", str, "a string"),
-)
-_SUMMARY: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
-    ("verdict", str, "a string"),
-    ("score", _NUMBER, "a number"),
-    ("criteria_met", int, "a whole number"),
-    ("criteria_total", int, "a whole number"),
-    ("reasons", list, "a list"),
-    ("blockers", list, "a list"),
-    ("categories", list, "a list"),
-    ("allowed", list, "a list"),
-    ("action", str, "a string or null"),
-    ("interrupted", str, "a string or null"),
-)
+def _typed(data: dict[str, Any], keys: _Keys, prefix: str = "") -> list[str]:
+    """Problems of the ``keys`` of ``data`` that are given but of another type.
+
+    Numbers must be finite as well: the writer never writes NaN or an infinity where a
+    number is read (a non-finite measurement becomes a string), and the reports format them.
+    """
+    problems = []
+    for key, kinds, what in keys:
+        if key not in data:
+            continue
+        value = data[key]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            problems.append(f"{prefix}{key}: {_short(value)} is not {what}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{prefix}{key}: {value} is not a finite number")
+    return problems
 
 
 def _summary_problems(summary: dict[str, Any]) -> list[str]:
-    problems = []
-    for key, kinds, what in _SUMMARY:
-        value = summary.get(key)
-        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-            problems.append(f"summary.{key}: {_short(value)} is not {what}")
-    for key in ("blockers", "categories"):
+    problems = _typed(summary, _SUMMARY, "summary.")
+    for key in ("reasons", "allowed"):
         items = summary.get(key)
         if isinstance(items, list):
             problems.extend(
-                f"summary.{key}[{i}]: {_short(item)} is not an object"
+                f"summary.{key}[{i}]: {_short(item)} is not a string"
                 for i, item in enumerate(items)
-                if not isinstance(item, dict)
+                if not isinstance(item, str)
             )
+    for key, keys in (("blockers", _BLOCKER), ("categories", _CATEGORY)):
+        items = summary.get(key)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            where = f"summary.{key}[{i}]"
+            if isinstance(item, dict):
+                problems.extend(_typed(item, keys, f"{where}."))
+            else:
+                problems.append(f"{where}: {_short(item)} is not an object")
     return problems
 
 
@@ -297,7 +344,11 @@ def _outcomes(raw: Any, schema: int, problems: list[str]) -> list[Outcome]:
             problems.append(f"{where}: {_short(item)} is not an object")
             continue
         status = item.get("status")
-        if status not in _STATUS_VALUES or Status(status) not in known:
+        if (
+            not isinstance(status, str)
+            or status not in _STATUS_VALUES
+            or Status(status) not in known
+        ):
             allowed = ", ".join(s.value for s in Status if s in known)
             problems.append(
                 f"{where}.status: {_short(status)} is not a schema {schema} status ({allowed})"
@@ -307,24 +358,28 @@ def _outcomes(raw: Any, schema: int, problems: list[str]) -> list[Outcome]:
         if not isinstance(check, dict):
             problems.append(f"{where}.check: {_short(check)} is not an object")
             continue
+        evidence = item.get("evidence", [])
+        if not isinstance(evidence, list) or not all(isinstance(e, dict) for e in evidence):
+            problems.append(f"{where}.evidence: {_short(evidence)} is not a list of objects")
+            continue
         try:
             outcome = Outcome.from_dict(item)
         except KeyError as err:
             problems.append(f"{where}.check.{err.args[0]}: missing")
             continue
         except (TypeError, ValueError, AttributeError) as err:
-            problems.append(f"{where}: {err}")
+            problems.append(f"{where}: cannot be read ({err})")
             continue
         if not math.isfinite(outcome.check.weight) or outcome.check.weight < 0:
             problems.append(
                 f"{where}.check.weight: {outcome.check.weight} is not a finite number >= 0"
             )
             continue
+        if not math.isfinite(outcome.duration_s):
+            problems.append(f"{where}.duration_s: {outcome.duration_s} is not a finite number")
+            continue
         outcomes.append(outcome)
     return outcomes
-
-
-_STATUS_VALUES = frozenset(s.value for s in Status)
 
 
 def _policy(data: dict[str, Any], schema: int, problems: list[str]) -> Policy | None:
@@ -340,6 +395,13 @@ def _policy(data: dict[str, Any], schema: int, problems: list[str]) -> Policy | 
         return Policy.from_dict(given)
     except PolicyError as err:
         problems.append(f"{where}: {err}")
+        return None
+
+
+def _policy_of(data: dict[str, Any]) -> Policy | None:
+    try:
+        return Policy.from_dict(data)
+    except PolicyError:
         return None
 
 
@@ -364,15 +426,42 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, _NUMBER) and not isinstance(value, bool)
-
-
 def _json_type(value: Any) -> str:
     names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, float) else repr(value)
+    """A value as a message shows it: short, and without walking a large object or list."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = repr(value) if isinstance(value, float) else json.dumps(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_record(record: dict[str, Any], check: RecordCheck) -> dict[str, Any]:
+    """A shallow copy of ``record`` as the reports may show it.
+
+    An inconsistent record shows INCONSISTENT in place of its verdict, and the score, reasons
+    and blockers its outcomes give in place of the stored ones (which the same edit may have
+    changed); an unverified one shows UNVERIFIED. A consistent record is shown as stored.
+    """
+    data = dict(record)
+    if check.consistent:
+        return data
+    data["decision"] = check.shown
+    if check.recomputed is not None:
+        data["score"] = check.recomputed.score
+        data["summary"] = {**check.recomputed.to_dict(), "verdict": check.shown}
+    else:
+        # Nothing in an unverified record is known to be what a gate wrote: the reports show
+        # where it came from (the keys of the right type) and why it cannot be verified.
+        for key, kinds, what in (*_REQUIRED, *_OPTIONAL):
+            if _typed(data, ((key, kinds, what),)):
+                del data[key]
+        data["score"] = 0.0
+        data["summary"] = {"verdict": check.shown}
+        data["outcomes"] = []
+    return data

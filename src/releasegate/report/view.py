@@ -13,10 +13,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-STATUS_ORDER = {"failed": 0, "error": 1, "no_data": 2, "passed": 3}
+from .. import model
+from .verify import INCONSISTENT, UNVERIFIED, RecordCheck
+
+#: Worst first, as the record orders outcomes: failed, not run, error, no data, skipped, passed.
+STATUS_ORDER = {status.value: i for i, status in enumerate(model.STATUS_ORDER)}
+STATUS_LABELS = {status.value: status.label for status in model.Status}
+#: Statuses of checks that could not say (error, no data, not run).
+UNKNOWN_STATUSES = frozenset(status.value for status in model.Status if status.unknown)
+# A status the record does not know sorts with the errors: it said nothing usable either.
+_OTHER_STATUS = STATUS_ORDER[model.Status.ERROR.value]
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
-VERDICT_CSS = {"GO": "go", "CONDITIONAL GO": "cond", "NO-GO": "nogo", "INCONCLUSIVE": "inc"}
-STATUS_LABELS = {"failed": "failed", "error": "error", "no_data": "no data", "passed": "passed"}
+VERDICT_CSS = {
+    "GO": "go",
+    "CONDITIONAL GO": "cond",
+    "NO-GO": "nogo",
+    "INCONCLUSIVE": "inc",
+    INCONSISTENT: "bad",
+    UNVERIFIED: "bad",
+}
 
 # Enough to judge a request at a glance; the decision record keeps the whole excerpt.
 BODY_CHARS = 2000
@@ -92,6 +107,71 @@ class CheckRow:
     threshold: str
     evidence: tuple[EvidenceView, ...]
     comparison: Comparison | None
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    """Why a report does not show a record's verdict as the record states it, or cannot vouch
+    for it; ``recomputed`` is set only when the reports show it in place of ``stored``."""
+
+    headline: str
+    detail: str
+    stored: str
+    recomputed: str
+    css: str
+
+
+def integrity(check: RecordCheck) -> Integrity | None:
+    """The banner for a record whose verdict cannot be shown as stored; None if it can."""
+    if not check.readable:
+        return Integrity(
+            "UNVERIFIED RECORD: its verdict is not shown",
+            check.problem_line(),
+            check.stored,
+            "",
+            "bad",
+        )
+    if check.disagreements:
+        return Integrity(
+            "INCONSISTENT RECORD: do not act on its stored verdict",
+            check.disagreement_line(),
+            check.stored,
+            check.recomputed_verdict,
+            "bad",
+        )
+    if check.note:
+        # The stored verdict is shown: today's, named in the note, is not set against it.
+        return Integrity("VERDICT NOT RECOMPUTED", check.note, check.stored, "", "inc")
+    return None
+
+
+def decision_notes(record: dict[str, Any]) -> tuple[str, ...]:
+    """What qualified the decision besides its reasons: the interruption (and whether it kept
+    the hooks from firing) and the checks that ``policy.max_errors`` allowed not to measure,
+    named (the reasons only count them)."""
+    summary = record.get("summary") or {}
+    notes: list[str] = []
+    interrupted = record.get("interrupted") or summary.get("interrupted")
+    if interrupted:
+        withheld = record.get("actions_state") == "withheld"
+        notes.append(
+            f"interrupted: {interrupted}"
+            + ("; no hook fired (policy.on_interrupt is 'none')" if withheld else "")
+        )
+    policy = record.get("policy") or summary.get("policy") or {}
+    allowed = [str(name) for name in summary.get("allowed") or ()]
+    max_errors = policy.get("max_errors") if isinstance(policy, dict) else None
+    if allowed:
+        notes.append(
+            f"allowed by policy.max_errors = {max_errors}: {', '.join(allowed)}"
+            " (could not measure; not held against the decision)"
+        )
+    elif max_errors:
+        notes.append(
+            f"policy.max_errors = {max_errors}: up to {max_errors} non-critical check(s) may"
+            " fail to measure; none was allowed this run"
+        )
+    return tuple(notes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +293,11 @@ def _numeric(value: Any, subject: str) -> float | None:
 
 
 def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> tuple[CheckRow, ...]:
-    """One row per outcome: failed first, then errored, no data, passed; critical first within."""
+    """One row per outcome, worst status first (``STATUS_ORDER``); critical first within."""
     rows: list[CheckRow] = []
     for outcome in outcomes:
-        check = outcome.get("check") or {}
+        given = outcome.get("check")
+        check: dict[str, Any] = given if isinstance(given, dict) else {}
         evidence = [e for e in outcome.get("evidence") or () if isinstance(e, dict)]
         name = str(check.get("name", "?"))
         status = str(outcome.get("status", "error"))
@@ -242,7 +323,11 @@ def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> t
             )
         )
     rows.sort(
-        key=lambda r: (STATUS_ORDER.get(r.status, 1), SEVERITY_ORDER.get(r.severity, 3), r.name)
+        key=lambda r: (
+            STATUS_ORDER.get(r.status, _OTHER_STATUS),
+            SEVERITY_ORDER.get(r.severity, 3),
+            r.name,
+        )
     )
     return tuple(rows)
 
@@ -268,7 +353,11 @@ def category_rows(
         met = int(given.get("met", sum(r.status == "passed" for r in members)))
         total = int(given.get("total", len(members)))
         score = float(given.get("score", 10.0 * met / total if total else 0.0))
-        worst = min((r.status for r in members), key=lambda s: STATUS_ORDER.get(s, 1), default="")
+        worst = min(
+            (r.status for r in members),
+            key=lambda s: STATUS_ORDER.get(s, _OTHER_STATUS),
+            default="",
+        )
         result.append(
             CategoryRow(name, cat_ids[name], score, met, total, worst or "no_data", _notes(members))
         )
