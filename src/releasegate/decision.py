@@ -268,8 +268,10 @@ def decide(
     else:
         verdict = actual_band
     if verdict.proceeds and met == 0:
-        # Only possible with a conditional threshold of 0: nothing passed is never a go.
-        verdict = Verdict.NO_GO
+        # Only possible with a conditional threshold of 0: nothing passed is never a go. It is
+        # a NO-GO when checks failed and none could have passed; otherwise nothing decides.
+        failed = any(o.status is Status.FAILED for o in measured)
+        verdict = Verdict.NO_GO if failed and not unknown else Verdict.INCONCLUSIVE
         reasons.append("no check passed")
 
     blockers = [_blocker(o) for o in failed_critical]
