@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 import pytest
 
 from .errors import GateFailure, NoData, ProbeError
-from .model import Evidence
+from .model import Evidence, Limit
 
 EVIDENCE_KEY = pytest.StashKey[list[Evidence]]()
 REASON_KEY = pytest.StashKey[str]()
@@ -38,8 +38,14 @@ class EvidenceRecorder:
         reason: str = "",
         **details: Any,
     ) -> Evidence:
-        """Record what was measured (a request, a query, a window) and the raw value."""
-        evidence = Evidence(measured, value, threshold, reason, details)
+        """Record what was measured (a request, a query, a window) and the raw value.
+
+        Numeric limits in ``threshold`` (``latency <= 300 ms``) are read once, here, into
+        structured ``Limit`` values that the reports compare with the value.
+        """
+        evidence = Evidence(
+            measured, value, threshold, reason, details, Limit.parse(threshold or "", value)
+        )
         self.add(evidence)
         return evidence
 

@@ -7,6 +7,9 @@ travel from xdist workers to the controller inside pytest reports.
 from __future__ import annotations
 
 import enum
+import operator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +150,92 @@ class CheckInfo:
         )
 
 
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+_LIMIT_TEXT = re.compile(
+    r"^\s*(?P<subject>[A-Za-z_][\w .-]*?)?\s*(?P<op><=|>=|==|<|>)\s*"
+    r"(?P<value>-?\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|MB|KB|B)?\s*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A numeric threshold as a value, not text: ``latency <= 300 ms``.
+
+    ``key`` says where the measured number sits when the evidence's value is an object
+    (``latency_ms`` of an HTTP answer); without it the value itself is the number.
+    """
+
+    subject: str
+    op: str
+    value: float
+    unit: str = ""
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"limit operator {self.op!r}: one of {', '.join(_OPS)}")
+
+    def holds(self, measured: float) -> bool:
+        return bool(_OPS[self.op](measured, self.value))
+
+    @property
+    def text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.subject} {self.op} {self.value:g}{unit}".strip()
+
+    def measured_in(self, value: Any) -> float | None:
+        """The number this limit holds ``value`` to (the value, or its ``key``), if any."""
+        if self.key is not None and isinstance(value, dict):
+            value = value.get(self.key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "op": self.op,
+            "value": self.value,
+            "unit": self.unit,
+            "key": self.key,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Limit:
+        return cls(
+            subject=str(data.get("subject", "")),
+            op=str(data["op"]),
+            value=float(data["value"]),
+            unit=str(data.get("unit") or ""),
+            key=str(data["key"]) if data.get("key") else None,
+        )
+
+    @classmethod
+    def parse(cls, text: str, value: Any = None) -> tuple[Limit, ...]:
+        """The numeric limits in a threshold's text (``status 2xx; latency <= 300 ms``), for a
+        Python check's free-text threshold, read once when it is recorded. Each points at the
+        number it holds: ``value`` itself, or the key of ``value`` that starts with the limit's
+        subject (``latency`` finds ``latency_ms``)."""
+        found = []
+        for part in text.split(";"):
+            match = _LIMIT_TEXT.match(part)
+            if match is None:
+                continue
+            subject = (match["subject"] or "").strip()
+            key = None
+            if isinstance(value, dict) and subject:
+                word = subject.split()[0].lower()
+                key = next((str(k) for k in value if str(k).lower().startswith(word)), None)
+            found.append(cls(subject, match["op"], float(match["value"]), match["unit"] or "", key))
+        return tuple(found)
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """What a check measured, against what, and why it passed or not.
@@ -160,12 +249,14 @@ class Evidence:
     threshold: str | None = None
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    limits: tuple[Limit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "measured": self.measured,
             "value": self.value,
             "threshold": self.threshold,
+            "limits": [limit.to_dict() for limit in self.limits],
             "reason": self.reason,
             "details": dict(self.details),
         }
@@ -178,6 +269,7 @@ class Evidence:
             threshold=data.get("threshold"),
             reason=str(data.get("reason", "")),
             details=dict(data.get("details") or {}),
+            limits=tuple(Limit.from_dict(d) for d in data.get("limits") or ()),
         )
 
 

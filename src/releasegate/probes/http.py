@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..errors import ProbeError
-from ..model import Evidence, Status
+from ..model import Evidence, Limit, Status
 from ..redact import MASK, is_secret_key, redact_text, redact_value
 from ..spec import Expect, HttpCheck, LivenessCheck, ReadinessCheck, Retry, VersionCheck
 from ..target import Timed
@@ -137,7 +137,8 @@ def probe_http(check: HttpCheck, ctx: ProbeContext) -> ProbeResult:
     except Exception as err:  # re.error, jsonpath's lexer and parser errors
         reason = f"the check's expectation cannot be used: {err}"
         return ProbeResult.error(reason, Evidence(_measured(call), None, threshold, reason))
-    return _run(ctx, call, functools.partial(_judge_expect, expect), check.retry, threshold)
+    judge = functools.partial(_judge_expect, expect)
+    return _run(ctx, call, judge, check.retry, threshold, expect.max_latency_ms)
 
 
 def probe_liveness(check: LivenessCheck, ctx: ProbeContext) -> ProbeResult:
@@ -149,7 +150,7 @@ def probe_liveness(check: LivenessCheck, ctx: ProbeContext) -> ProbeResult:
         problems += _latency_problems(answer, check.max_latency_ms)
         return _verdict(problems)
 
-    return _run(ctx, _Call("GET", check.path), judge, check.retry, threshold)
+    return _run(ctx, _Call("GET", check.path), judge, check.retry, threshold, check.max_latency_ms)
 
 
 def probe_readiness(check: ReadinessCheck, ctx: ProbeContext) -> ProbeResult:
@@ -241,7 +242,12 @@ def _commit_match(expected: str, actual: str) -> str | None:
 
 
 def _run(
-    ctx: ProbeContext, call: _Call, judge: Judge, retry: Retry | None, threshold: str
+    ctx: ProbeContext,
+    call: _Call,
+    judge: Judge,
+    retry: Retry | None,
+    threshold: str,
+    max_latency_ms: float | None = None,
 ) -> ProbeResult:
     answer, verdict, attempts = _attempt(ctx, call, judge, retry)
     value: dict[str, Any] = {"attempts": attempts}
@@ -261,8 +267,11 @@ def _run(
     if attempts > 1:
         reason += f" (after {attempts} attempts)"
     reason = redact_text(reason)
+    limits: tuple[Limit, ...] = ()
+    if max_latency_ms is not None:
+        limits = (Limit("latency", "<=", float(max_latency_ms), "ms", key="latency_ms"),)
     evidence = Evidence(
-        measured, value, redact_text(threshold), reason, _details(ctx, call, answer)
+        measured, value, redact_text(threshold), reason, _details(ctx, call, answer), limits
     )
     return ProbeResult(verdict.status, reason, (evidence,))
 

@@ -21,7 +21,7 @@ from ..db.connect import database, guard_read_query, read_only
 from ..db.measure import Measured, bundle_key, measure, relations
 from ..db.schema import default_baseline_path, diff, read_snapshot, take_snapshot, write_snapshot
 from ..errors import ProbeError
-from ..model import Evidence, Status
+from ..model import Evidence, Limit, Status
 from ..redact import redact_text, redact_value
 from .base import ProbeContext, ProbeResult
 
@@ -91,11 +91,13 @@ def _orphans_everywhere(check: Any, context: ProbeContext) -> Measured:
 
 
 def _evidence(check: Any, measured: Measured, threshold: str) -> list[Evidence]:
+    limit = Limit("offending rows", "<=", float(check.max_violations))
     return [
         Evidence(
             measured=found.what,
             value=found.value,
             threshold=threshold,
+            limits=(limit,),
             reason=f"{found.value} {found.what}",
             details=redact_value(
                 {
@@ -194,8 +196,14 @@ def probe_row_count(check: Any, context: ProbeContext) -> ProbeResult:
             if ratio < check.min_growth:
                 problems.append(f"{ratio:.2f}x of {before} rows (min {check.min_growth:g}x)")
     threshold = ", ".join(limits)
+    bounds = [Limit("rows", ">=", float(check.min))] if check.min is not None else []
+    bounds += [Limit("rows", "<=", float(check.max))] if check.max is not None else []
     evidence = Evidence(
-        measured=measured.found[0].what, value=rows, threshold=threshold, details=details
+        measured=measured.found[0].what,
+        value=rows,
+        threshold=threshold,
+        details=details,
+        limits=tuple(bounds),
     )
     if problems:
         return ProbeResult.failed(f"{check.table}: " + "; ".join(problems), evidence)
@@ -229,13 +237,20 @@ def probe_freshness(check: Any, context: ProbeContext) -> ProbeResult:
     found = measured.found[0]
     newest = as_utc(found.value)
     threshold = f"age <= {check.max_age_s:g} s"
+    age_limit = (Limit("age", "<=", float(check.max_age_s), "s"),)
     details = {"database": measured.database, "sql": found.sql, "newest": plain(found.value)}
     if newest is None:
-        evidence = Evidence(measured=found.what, threshold=threshold, details=details)
+        evidence = Evidence(
+            measured=found.what, threshold=threshold, details=details, limits=age_limit
+        )
         return ProbeResult.failed(f"{check.table}.{check.column}: no rows, nothing fresh", evidence)
     age = (datetime.now(timezone.utc) - newest).total_seconds()
     evidence = Evidence(
-        measured=found.what, value=round(age, 3), threshold=threshold, details=details
+        measured=found.what,
+        value=round(age, 3),
+        threshold=threshold,
+        details=details,
+        limits=age_limit,
     )
     text = f"{check.table}.{check.column}: newest {newest.isoformat()} is {age:.0f} s old"
     if age > check.max_age_s:
@@ -329,11 +344,13 @@ def probe_sql(check: Any, context: ProbeContext) -> ProbeResult:
     threshold = " and ".join(t for t in limits if t)
     raw = plain(row[0]) if row is not None and len(row) else None
     details = {"database": label, "sql": redact_text(query)}
+    bounds = [Limit("value", ">=", float(check.min))] if check.min is not None else []
+    bounds += [Limit("value", "<=", float(check.max))] if check.max is not None else []
     if raw is None:
         return ProbeResult(
             Status.NO_DATA,
             "the query returned no number (no row, or NULL): no data is not a pass",
-            (Evidence(measured="sql", threshold=threshold, details=details),),
+            (Evidence(measured="sql", threshold=threshold, details=details, limits=tuple(bounds)),),
         )
     try:
         value = float(raw)
@@ -341,7 +358,9 @@ def probe_sql(check: Any, context: ProbeContext) -> ProbeResult:
         raise ProbeError(
             f"the query returned {raw!r}, not a number. Fix: SELECT one number"
         ) from None
-    evidence = Evidence(measured="sql", value=raw, threshold=threshold, details=details)
+    evidence = Evidence(
+        measured="sql", value=raw, threshold=threshold, details=details, limits=tuple(bounds)
+    )
     low_ok = check.min is None or value >= check.min
     high_ok = check.max is None or value <= check.max
     if low_ok and high_ok:  # NaN fails both comparisons, so it never passes

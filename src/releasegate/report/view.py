@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import operator
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +37,6 @@ BODY_CHARS = 2000
 VALUE_CHARS = 300
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_LIMIT = re.compile(
-    r"^\s*(?P<subject>[A-Za-z_][\w .-]*?)?\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<limit>-?\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|MB|KB|B)?\s*$"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,45 +246,45 @@ def evidence_view(data: dict[str, Any]) -> EvidenceView:
 
 
 def comparison(name: str, evidence: Iterable[dict[str, Any]]) -> Comparison | None:
-    """The first numeric value held to a numeric limit in a check's evidence, if any.
+    """The most pressing numeric limit of a check's evidence held against its measured value.
 
-    Thresholds are text (``status in [200]; latency <= 300 ms``): each ``;`` part that ends in
-    a comparison with a number is matched with the value itself (a number) or the value's key
-    that starts with the part's subject (``latency`` finds ``latency_ms``).
+    Limits are structured in the record (``evidence[].limits``: subject, op, value, unit and
+    the key of the measured number); a record written before they were (schema 1) has only
+    the threshold's text, read with the same parser the evidence recorder uses.
     """
+    found: list[Comparison] = []
     for item in evidence:
         value = item.get("value")
-        for part in str(item.get("threshold") or "").split(";"):
-            match = _LIMIT.match(part)
-            if match is None:
+        for limit in _limits_of(item, value):
+            measured = limit.measured_in(value)
+            if measured is None or limit.op not in _OPS:
                 continue
-            subject = (match["subject"] or "").strip()
-            measured = _numeric(value, subject)
-            if measured is None:
-                continue
-            return Comparison(
-                check=name,
-                subject=subject or name,
-                value=measured,
-                op=match["op"],
-                limit=float(match["limit"]),
-                unit=match["unit"] or "",
+            found.append(
+                Comparison(
+                    check=name,
+                    subject=limit.subject or name,
+                    value=measured,
+                    op=limit.op,
+                    limit=limit.value,
+                    unit=limit.unit,
+                )
             )
-    return None
-
-
-def _numeric(value: Any, subject: str) -> float | None:
-    if isinstance(value, bool):
+    if not found:
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, dict) and subject:
-        word = subject.split()[0].lower()
-        for key, sub in value.items():
-            numeric = isinstance(sub, (int, float)) and not isinstance(sub, bool)
-            if numeric and str(key).lower().startswith(word):
-                return float(sub)
-    return None
+    return max(found, key=lambda c: (not c.passed, c.pressure))
+
+
+def _limits_of(item: dict[str, Any], value: Any) -> tuple[model.Limit, ...]:
+    raw = item.get("limits")
+    if isinstance(raw, list) and raw:
+        limits = []
+        for entry in raw:
+            try:
+                limits.append(model.Limit.from_dict(entry))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return tuple(limits)
+    return model.Limit.parse(str(item.get("threshold") or ""), value)
 
 
 def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> tuple[CheckRow, ...]:
