@@ -20,7 +20,7 @@ import pytest
 from . import exitcodes
 from .actions import ActionResult
 from .decision import Decision, Policy, Verdict
-from .gate import RoundInput, RoundResult, RunKind, lost_check, run_round
+from .gate import RoundInput, RoundResult, RunKind, check_key, lost_check, run_round
 from .inventory import WORKER_OUTPUT_KEY, InventoryTracker
 from .model import CheckInfo, Mode
 from .outcomes import PROPERTY, OutcomeCollector
@@ -202,6 +202,14 @@ class GateSession:
         expected, not_run = self._expected()
         code = int(exitstatus)
         kept = code if code in exitcodes.KEPT_PYTEST_CODES else None
+        if code == pytest.ExitCode.INTERRUPTED and self.collect_problems and not interrupted:
+            # pytest runs nothing once a module fails to import (unless told to go on).
+            for info in expected:
+                not_run.setdefault(
+                    check_key(info),
+                    "not run: collection errors stopped the run before the checks ran"
+                    " (see --continue-on-collection-errors)",
+                )
         return RoundInput(
             deployment=spec.deployment.name,
             phase=self.phase,
