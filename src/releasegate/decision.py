@@ -14,7 +14,8 @@ outcomes does not matter, and that GO implies every check passed or was explicit
 4. otherwise the weighted readiness score (0-10; a check that did not pass scores 0, a declared
    skip does not count) gives GO at or above the go threshold, CONDITIONAL GO at or above the
    conditional threshold and NO-GO below it, except that a NO-GO owed only to allowed errors
-   is INCONCLUSIVE.
+   is INCONCLUSIVE. A GO or CONDITIONAL GO lists the failed (non-critical) checks it
+   tolerated, so that every check a GO did not pass is named in the decision.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ class Decision:
     action: Action | None = None
     counts: dict[str, int] = field(default_factory=dict)
     allowed: tuple[str, ...] = ()
+    #: failed non-critical checks that a GO or CONDITIONAL GO tolerated: the score allowed them
+    tolerated: tuple[str, ...] = ()
     policy: Policy = field(default_factory=Policy)
     interrupted: str | None = None
 
@@ -156,6 +159,7 @@ class Decision:
             "expected_checks": sum(self.counts.values()),
             "counts": dict(self.counts),
             "allowed": list(self.allowed),
+            "tolerated": list(self.tolerated),
             "policy": self.policy.to_dict(),
             "interrupted": self.interrupted,
         }
@@ -274,6 +278,15 @@ def decide(
         verdict = Verdict.NO_GO if failed and not unknown else Verdict.INCONCLUSIVE
         reasons.append("no check passed")
 
+    tolerated: list[str] = []
+    if verdict.proceeds:
+        tolerated = [o.check.name for o in measured if o.status is Status.FAILED]
+        if tolerated:
+            reasons.append(
+                f"{len(tolerated)} non-critical check(s) failed, tolerated by the readiness score"
+                f" {score:.2f} (GO at {policy.go:g}, CONDITIONAL GO at {policy.conditional:g})"
+            )
+
     blockers = [_blocker(o) for o in failed_critical]
     blockers.extend(_blocker(o) for o in blocking if o.check.severity is Severity.CRITICAL)
     blockers.extend(_blocker(o) for o in blocking if o.check.severity is not Severity.CRITICAL)
@@ -311,6 +324,7 @@ def decide(
         action=action,
         counts=counts,
         allowed=tuple(o.check.name for o in allowed),
+        tolerated=tuple(tolerated),
         policy=policy,
         interrupted=interrupted,
     )

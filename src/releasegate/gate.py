@@ -284,10 +284,12 @@ def _write_reports(
 
     try:
         return write_reports(data, folder, templates, redacted=True), None, []
-    except (ReleasegateError, TemplateError, OSError, ValueError) as err:
+    except Exception as err:  # a user's template can raise anything (TypeError, 1 // 0, ...)
         # The record is the audit trail and it is written; a report that cannot be rendered is
         # a warning, but never left over from an earlier run to contradict this one.
-        return [], redact_text(str(err)), _remove_stale(folder, with_record=False)
+        known = isinstance(err, (ReleasegateError, TemplateError, OSError, ValueError))
+        what = str(err) if known else f"{type(err).__name__}: {err}"
+        return [], redact_text(what), _remove_stale(folder, with_record=False)
 
 
 def _exit_code(inp: RoundInput, decision: Decision, actions: Sequence[ActionResult]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,11 @@ class InventoryTracker:
     """What a gate run's phase expects of the Python checks, seen before pytest selects.
 
     Registered in every process that collects (the only process, or each xdist worker). Its
-    ``pytest_collection_modifyitems`` runs first, before ``-k``/``-m``/``--deselect`` and
-    ``--lf`` drop items, and notes every gate check of the phase; ``pytest_deselected`` notes
-    why one was dropped. On a worker both go to the controller in ``workeroutput``.
+    ``pytest_collection_modifyitems`` wraps everyone else's (it is the outermost wrapper): it
+    notes every gate check of the phase before ``-k``/``-m``/``--deselect``, ``--lf`` or a
+    conftest drop any, and afterwards which ones went without ``pytest_deselected`` (dropped
+    silently). ``pytest_deselected`` notes why one was deselected. On a worker all of it goes
+    to the controller in ``workeroutput``.
     """
 
     def __init__(self, config: pytest.Config, phase: Phase) -> None:
@@ -91,12 +94,26 @@ class InventoryTracker:
         self.phase = phase
         self.expected: dict[str, dict[str, object]] = {}
         self.deselected: dict[str, str] = {}
+        self.dropped: dict[str, str] = {}
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Iterator[None]:
+        before = {}
         for item in items:
-            if self.phase in item_phases(item) and not is_spec_check(item):
-                self.expected[item.nodeid] = check_info(item).to_dict()
+            if self.phase in item_phases(item):
+                before[item.nodeid] = item
+                if not is_spec_check(item):
+                    self.expected[item.nodeid] = check_info(item).to_dict()
+        self._publish()
+        yield
+        kept = {item.nodeid for item in items}
+        for nodeid, item in before.items():
+            key = f"spec:{check_info(item).name}" if is_spec_check(item) else nodeid
+            if nodeid not in kept and key not in self.deselected:
+                self.dropped[key] = (
+                    "not run: dropped from the run without being deselected (a plugin or"
+                    " conftest pytest_collection_modifyitems removed it)"
+                )
         self._publish()
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -112,4 +129,8 @@ class InventoryTracker:
     def _publish(self) -> None:
         output = getattr(self.config, "workeroutput", None)
         if output is not None:
-            output[WORKER_OUTPUT_KEY] = {"expected": self.expected, "deselected": self.deselected}
+            output[WORKER_OUTPUT_KEY] = {
+                "expected": self.expected,
+                "deselected": self.deselected,
+                "dropped": self.dropped,
+            }

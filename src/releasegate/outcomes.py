@@ -133,6 +133,17 @@ def _skipped_by_mark(item: pytest.Item) -> bool:
         return False
 
 
+def _declared_xfail_raise(item: pytest.Item, call: pytest.CallInfo[None]) -> bool:
+    marker = item.get_closest_marker("xfail")
+    raises = marker.kwargs.get("raises") if marker is not None else None
+    if raises is None or call.excinfo is None:
+        return False
+    try:
+        return isinstance(call.excinfo.value, raises)
+    except TypeError:  # pytest.RaisesExc and the like: pytest already matched it
+        return True
+
+
 def map_report(
     item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
 ) -> tuple[Status, str] | None:
@@ -146,7 +157,12 @@ def map_report(
             return Status.PASSED, item.stash.get(REASON_KEY, "")
         if report.skipped:
             if wasxfail is not None:
-                return Status.FAILED, f"failed, as its xfail marker expected: {wasxfail}"
+                # xfail forgives a failure, not a check that could not measure, unless the
+                # marker names the exception (``raises=``) as the failure it expects.
+                status, text = _exception_status(call)
+                if status is Status.FAILED or _declared_xfail_raise(item, call):
+                    return Status.FAILED, f"failed, as its xfail marker expected: {wasxfail}"
+                return status, f"{text} (marked xfail: {wasxfail})"
             return (
                 Status.NO_DATA,
                 f"the check skipped itself, measuring nothing: {_skip_reason(report)}",
@@ -159,11 +175,18 @@ def map_report(
         return _exception_status(call)
     if report.when == "setup" and not report.passed:
         if report.skipped:
-            if wasxfail is not None:
+            if wasxfail is not None and str(wasxfail).startswith("[NOTRUN]"):
                 return Status.NOT_RUN, f"not run: xfail(run=False): {wasxfail}"
+            if wasxfail is not None:
+                _, text = _exception_status(call)
+                return Status.ERROR, f"setup failed: {text} (marked xfail: {wasxfail})"
+            why = _skip_reason(report)
+            if why.startswith("got empty parameter set"):
+                # pytest's own skip marker for ``parametrize(..., [])``: nothing was declared.
+                return Status.NOT_RUN, f"not run: parametrized over nothing ({why})"
             if _skipped_by_mark(item):
-                return Status.SKIPPED, f"skipped as declared: {_skip_reason(report)}"
-            return Status.NOT_RUN, f"not run: skipped in setup: {_skip_reason(report)}"
+                return Status.SKIPPED, f"skipped as declared: {why}"
+            return Status.NOT_RUN, f"not run: skipped in setup: {why}"
         status, text = _exception_status(call)
         if status is Status.NOT_RUN:
             return status, text

@@ -58,12 +58,13 @@ class Interrupts:
     round is bounded by its hooks' timeouts and must not be cut in half.
     """
 
-    def __init__(self, deadline_s: float, emergency: Callable[[str], None], grace_s: float = 30.0):
+    def __init__(self, deadline_s: float, emergency: Callable[[str], int], grace_s: float = 30.0):
         self.deadline_s = deadline_s
         self.grace_s = grace_s
         self.emergency = emergency
         self.reason: str | None = None
         self._holding = False
+        self._held_signals = 0
         self._previous: dict[int, Any] = {}
         self._timers: list[threading.Timer] = []
         self._done = threading.Event()
@@ -82,33 +83,50 @@ class Interrupts:
             self.reason = f"{signal.Signals(signum).name} received"
         if not self._holding:
             raise KeyboardInterrupt(self.reason)
+        self._held_signals += 1
+        if self._held_signals >= 2:
+            # Asked twice while the run winds down: the person means it.
+            raise KeyboardInterrupt(f"{self.reason}; stopped while winding down")
 
     def _deadline(self) -> None:
-        if self._done.is_set() or self._holding:
-            return  # the round is already deciding: it is bounded by its hooks' timeouts
+        if self._done.is_set():
+            return
+        if self._holding:
+            # Deciding or winding down (teardown): not interrupted, but still bounded.
+            self._start_grace()
+            return
         if self.reason is None:
             self.reason = f"the run's deadline of {self.deadline_s:g}s was reached"
+        self._start_grace()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _start_grace(self) -> None:
         grace = threading.Timer(self.grace_s, self._hard_stop)
         grace.daemon = True
         grace.start()
         self._timers.append(grace)
-        os.kill(os.getpid(), signal.SIGTERM)
 
     def _hard_stop(self) -> None:
         if self._done.is_set():
             return
         # The main thread did not wind down (a check stuck where no signal reaches it):
         # record from here, then end the process.
-        reason = f"{self.reason}; the run did not stop within {self.grace_s:g}s more"
+        reason = (
+            f"{self.reason or 'the deadline'}; the run did not stop within {self.grace_s:g}s more"
+        )
+        code = 12
         try:
-            self.emergency(reason)
+            code = self.emergency(reason)
         finally:
-            REAL_EXIT(12)
+            REAL_EXIT(code)
 
     def hold(self) -> None:
+        """From now on (the round, then pytest's teardown) a signal is noted, not raised;
+        a second one raises all the same."""
         self._holding = True
 
     def stop(self) -> None:
+        """At the very end (``pytest_unconfigure``): cancel the timers, restore the handlers."""
         self._done.set()
         for timer in self._timers:
             timer.cancel()

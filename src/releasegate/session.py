@@ -79,6 +79,7 @@ class GateSession:
         self.spec_expected = [check.info() for check in spec.checks_for(phase)]
         self.worker_expected: dict[str, dict[str, Any]] = {}
         self.worker_deselected: dict[str, str] = {}
+        self.worker_dropped: dict[str, str] = {}
         self.collected_ids: set[str] = set()
         self.spec_collected = False
         self.collect_problems: dict[str, str] = {}
@@ -154,6 +155,7 @@ class GateSession:
         output = (getattr(node, "workeroutput", None) or {}).get(WORKER_OUTPUT_KEY) or {}
         self.worker_expected.update(output.get("expected") or {})
         self.worker_deselected.update(output.get("deselected") or {})
+        self.worker_dropped.update(output.get("dropped") or {})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
@@ -185,6 +187,7 @@ class GateSession:
         not_run = {**self.worker_deselected, **self.tracker.deselected}
         for key in deselected:
             not_run.pop(key, None)
+        not_run.update({**self.worker_dropped, **self.tracker.dropped})
         for nodeid, reason in self.collect_problems.items():
             expected.append(lost_check(nodeid, reason))
             not_run[nodeid] = reason
@@ -237,6 +240,8 @@ class GateSession:
     def _interrupted(self, session: pytest.Session, exitstatus: int) -> str | None:
         if self.interrupts.reason:
             return self.interrupts.reason
+        if int(exitstatus) == pytest.ExitCode.INTERNAL_ERROR:
+            return "pytest stopped with an internal error"
         if int(exitstatus) == pytest.ExitCode.INTERRUPTED and not self.collect_problems:
             why = session.shouldstop or session.shouldfail
             return str(why) if why else "the run was interrupted (Ctrl-C or pytest.exit)"
@@ -244,22 +249,30 @@ class GateSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.interrupts.hold()
+        self.interrupts.hold()  # until pytest_unconfigure: teardown may still follow
+        if int(exitstatus) == pytest.ExitCode.USAGE_ERROR:
+            # A run pytest refused (a bad marker, a bad option) decides nothing.
+            self._finished = True
+            if self.watchdog is not None:
+                self.watchdog.done()
+            return
         try:
             inp = self._round_input(exitstatus, self._interrupted(session, exitstatus))
             self.result = run_round(inp, _PytestListener(self.config))
         finally:
             self._finished = True
-            self.interrupts.stop()
             if self.watchdog is not None:
                 self.watchdog.done()
         if self.kind is RunKind.GATE:
             session.exitstatus = self.result.exit_code
 
-    def _emergency(self, reason: str) -> None:
-        """From the deadline's timer thread, when the main thread does not wind down."""
+    def _emergency(self, reason: str) -> int:
+        """From the deadline's timer thread, when the main thread does not wind down: record
+        (unless the round already did) and return the exit code the process ends with."""
         if self._finished:
-            return
+            return (
+                self.result.exit_code if self.result else exitcodes.BY_VERDICT[Verdict.INCONCLUSIVE]
+            )
         inp = self._round_input(pytest.ExitCode.INTERRUPTED, reason)
         self.result = run_round(inp)
         if self.watchdog is not None:
@@ -270,10 +283,11 @@ class GateSession:
         where = self.result.record_path or f"nowhere ({self.result.record_error})"
         print(
             f"\nreleasegate: {reason}: recorded {self.result.decision.verdict.value} in {where};"
-            f" exiting 12",
+            f" exiting {self.result.exit_code}",
             file=sys.stderr,
             flush=True,
         )
+        return self.result.exit_code
 
     def pytest_unconfigure(self) -> None:
         self.interrupts.stop()
