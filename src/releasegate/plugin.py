@@ -128,6 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .inventory import InventoryTracker
     from .runguard import guard_exit
 
+    _redact_log_records()
     tracker = InventoryTracker(config, settings.phase)
     config.pluginmanager.register(tracker, "releasegate-inventory")
     guard_exit()
@@ -172,6 +173,34 @@ def partial_reason(config: pytest.Config) -> str:
         if config.getoption(name, False):
             return flag
     return ""
+
+
+@functools.cache
+def _redact_log_records() -> None:
+    """Mask secrets in every log record of a gate run (live logs, captured logs, reports).
+
+    A record factory sees each record once, as it is made (and only for enabled levels), so the
+    message is formatted and scrubbed there, before any handler (pytest's live log, caplog,
+    a user's file handler) can write it.
+    """
+    import logging
+
+    from .redact import redact_text
+
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it to logging to report
+            return record
+        masked = redact_text(message)
+        if masked != message or record.args:
+            record.msg, record.args = masked, None
+        return record
+
+    logging.setLogRecordFactory(factory)
 
 
 def _unguard_exit() -> None:
@@ -304,7 +333,9 @@ def pytest_runtest_makereport(
         else:
             kind = "ERROR (could not measure)"
         report.longrepr = f"{check_info(item).name}: {kind}: {excinfo.value}"
-    if settings is not None and report.failed:
+    if settings is not None and (report.failed or report.sections):
+        # Failed: the traceback and summary line; any report: captured output and logs (what
+        # -rA, --junitxml and the live log show).
         redact_report(report)
     return report
 
@@ -326,10 +357,10 @@ def pytest_report_teststatus(
 
 
 def redact_report(report: pytest.TestReport) -> None:
-    """Mask secrets in what pytest prints for a failure: traceback, message, captured output."""
+    """Mask secrets in what pytest prints of a report: traceback, message, captured output."""
     from .redact import redact_text
 
-    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+    if report.failed and report.longrepr is not None and not isinstance(report.longrepr, tuple):
         text = str(report.longrepr)
         masked = redact_text(text)
         if masked != text:

@@ -1,16 +1,34 @@
-"""Keep secrets out of every output: records, reports, terminal and hook payloads."""
+"""Keep secrets out of every output: records, reports, terminal, logs, JUnit XML, hooks.
+
+One policy for all of them. A secret is: the value of a secret-looking ``${VAR}`` of the spec,
+of a secret-named header the spec sends, or a password in a database or target URL (each
+registered with ``register_secret``, and masked in every encoding it may be echoed back in:
+raw, percent-encoded, base64, JSON-escaped); a password in any URL; a bearer or basic
+credential; the value of a secret-named key (``Authorization``, ``Cookie``, ``X-Api-Key``,
+``X-Auth-*``, ``*token*``, ``*secret*``, ``*password*``, ``session``, ...) in a mapping; and the
+value of such a key or query parameter (``?key=``, ``&auth=``, ``&session=``, ``&sig=``) in text.
+"""
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import re
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
 _SECRET_KEY = re.compile(
     r"(?i)^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[-_]?key"
-    r"|pass|pwd|.*(password|passwd|passphrase|secret|token|credential).*)$"
+    r"|x-auth.*|auth|key|sig|signature|session|session[-_]?id|sid|access[-_]?key"
+    r"|private[-_]?key|pass|pwd|.*(password|passwd|passphrase|secret|token|credential).*)$"
+)
+# ``?key=...`` and the like in a URL or a query string (the values of secret-named parameters).
+_QUERY = re.compile(
+    r"(?i)([?&;](?:key|auth|session|session[-_]?id|sid|sig|signature|access[-_]?key"
+    r"|x-auth[\w-]*)=)([^&#\s\"']+)"
 )
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
@@ -27,16 +45,27 @@ _INLINE_WORDS = ("passw", "secret", "token", "api")
 # Cheap test that a string may hold something the patterns above mask; most strings in a
 # record (names, statuses, numbers as text) do not, and skip the regular expressions.
 # ("passw", not "pass": every record says "passed" many times over.)
-_SUSPECT = re.compile(r"(?i)@|bearer|basic|token|passw|secret|api")
+_SUSPECT = re.compile(r"(?i)@|bearer|basic|token|passw|secret|api|=")
 
 _secrets: set[str] = set()
 
 
 def register_secret(value: str) -> None:
-    """Remember a value (from a secret-looking environment variable) to mask wherever it shows."""
-    if len(value) >= 4:
-        _secrets.add(value)
-        _redact_text.cache_clear()
+    """Remember a secret to mask wherever it shows, in every encoding a target or a tool may
+    echo it back in: raw, percent-encoded, base64 (of the value alone and of ``user:value``
+    forms is not knowable, so of the value), JSON-escaped."""
+    if len(value) < 4:
+        return
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        json.dumps(value)[1:-1],
+        base64.b64encode(value.encode()).decode().rstrip("="),
+        base64.urlsafe_b64encode(value.encode()).decode().rstrip("="),
+    }
+    _secrets.update(f for f in forms if len(f) >= 4)
+    _redact_text.cache_clear()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -72,6 +101,8 @@ def _redact_uncached(text: str) -> str:
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     if any(word in folded for word in _INLINE_WORDS):
         text = _INLINE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    if "=" in text:
+        text = _QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
     return text
 
 

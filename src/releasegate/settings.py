@@ -63,6 +63,7 @@ def resolve(config: pytest.Config) -> RunSettings:
             loaded = load_spec(spec_path)
         except SpecError as err:
             raise pytest.UsageError(str(err)) from None
+        register_spec_secrets(loaded.spec)
 
     phase_opt = _option(config, "rg_phase", "releasegate_phase")
     from_markexpr = phases_in_markexpr(config.getoption("markexpr") or "")
@@ -130,3 +131,42 @@ def resolve(config: pytest.Config) -> RunSettings:
         faults=faults,
         templates=templates,
     )
+
+
+def register_spec_secrets(spec: Spec) -> None:
+    """Register the secrets a spec holds, so that they are masked wherever they show up again
+    (a target that echoes a header or a cookie back, a driver's error with the URL in it):
+    values of secret-named headers, and passwords of the target's and databases' URLs, as the
+    URL parser that connects reads them (percent-decoded)."""
+    from urllib.parse import unquote, urlsplit
+
+    from .redact import is_secret_key, register_secret
+
+    headers = dict(spec.target.headers)
+    for check in spec.checks:
+        request = getattr(check, "request", None)
+        headers.update(getattr(request, "headers", None) or {})
+    for name, value in headers.items():
+        if is_secret_key(name):
+            register_secret(value)
+            scheme, _, credential = value.partition(" ")
+            if credential and scheme.lower() in ("bearer", "basic", "token"):
+                register_secret(credential)
+    urls = [spec.target.base_url, spec.target.baseline_url]
+    urls += [db.url for db in spec.databases.values()]
+    for url in urls:
+        if not url or "@" not in url:
+            continue
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password is None:
+            # Not a URL urlsplit reads (a raw @ or / in the password): take what lies between
+            # the scheme's user: and the last @ before the host.
+            rest = url.split("://", 1)[-1]
+            userinfo = rest.rsplit("@", 1)[0]
+            password = userinfo.split(":", 1)[1] if ":" in userinfo else None
+        if password:
+            register_secret(password)
+            register_secret(unquote(password))
