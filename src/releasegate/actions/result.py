@@ -20,9 +20,14 @@ class ActionResult:
     stdout: str = ""
     stderr: str = ""
     error: str = ""
+    #: bytes of each stream dropped between the head and the tail that ``stdout``/``stderr`` keep
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
+    #: processes of the hook's tree killed: all of it on a timeout, what it left running otherwise
+    killed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
             "fired": self.fired,
@@ -34,6 +39,11 @@ class ActionResult:
             "stderr": self.stderr,
             "error": self.error,
         }
+        if self.fired:  # what only a hook that ran can tell
+            data["stdout_dropped"] = self.stdout_dropped
+            data["stderr_dropped"] = self.stderr_dropped
+            data["killed"] = self.killed
+        return data
 
     @property
     def summary(self) -> str:
