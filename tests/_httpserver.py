@@ -96,3 +96,60 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+RawHandler = Callable[[socket.socket, threading.Event], None]
+
+
+class RawServer:
+    """A bare TCP server on a free loopback port: ``handler(conn, stopped)`` writes whatever
+    bytes it likes, as slowly as it likes, until ``stopped`` is set (when the server stops).
+
+    For what werkzeug would not send: headers dripped a byte at a time, endless bodies.
+    """
+
+    def __init__(self, handler: RawHandler) -> None:
+        self.handler = handler
+        self.stopped = threading.Event()
+        self.connections = 0
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.05)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                conn.recv(65536)  # the request (small in these tests)
+                self.handler(conn, self.stopped)
+            except OSError:  # the client hung up: what these tests want
+                pass
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stopped.set()
+        self._thread.join(timeout=5)
+        self._sock.close()

@@ -228,7 +228,12 @@ def test_request_carries_method_headers_params_and_json(server: LocalServer) -> 
 
 
 def test_a_bad_expectation_pattern_is_an_error_before_sending(server: LocalServer) -> None:
-    result = http(server, expect={"body_regex": "(unclosed"})
+    # The spec refuses such a pattern when it loads; the probe still must not send or crash.
+    check = HttpCheck.model_validate(
+        {"name": "api", "type": "http", "phases": ["t0h"], "request": {"path": "/api"}}
+    )
+    bad = check.expect.model_copy(update={"body_regex": "(unclosed"})
+    result = probe_http(check.model_copy(update={"expect": bad}), context(server.url))
 
     assert result.status is Status.ERROR
     assert "expectation cannot be used" in result.reason
@@ -255,7 +260,7 @@ def test_no_answer_in_time_is_an_error(server: LocalServer) -> None:
     result = http(server, request={"timeout_s": 0.2})
 
     assert result.status is Status.ERROR
-    assert "no answer within 0.2s" in result.reason
+    assert "did not complete within 0.2s (total deadline" in result.reason
 
 
 def test_retry_until_the_answer_is_right(server: LocalServer) -> None:

@@ -126,13 +126,18 @@ def cmd_db_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(spec_path: str) -> int:
+    from .redact import redact_text
+
+    def say(text: str) -> None:  # a URL's password or a token never reaches the terminal
+        print(redact_text(text))
+
     loaded = load_spec(spec_path)
     spec = loaded.spec
-    print(
+    say(
         f"{loaded.path}: valid. deployment {spec.deployment.name}"
         f" (version {spec.deployment.version or '-'}, commit {spec.deployment.commit or '-'})"
     )
-    print(
+    say(
         f"target {spec.target.base_url}; GO at >= {spec.scoring.go},"
         f" CONDITIONAL GO at >= {spec.scoring.conditional}"
     )
@@ -142,20 +147,20 @@ def cmd_validate(spec_path: str) -> int:
     for phase in Phase:
         checks = spec.checks_for(phase)
         in_python = [c for c in found if phase in c.phases]
-        print(
+        say(
             f"\n{phase.value} ({PHASE_DESCRIPTIONS[phase]}) - mode {spec.mode_for(phase).value},"
             f" {len(checks)} spec check(s), {len(in_python)} Python check(s)"
         )
         for check in checks:
-            print(f"  - {check.name}: {check.type}, {check.severity.value}, {check.category}")
+            say(f"  - {check.name}: {check.type}, {check.severity.value}, {check.category}")
         for py in in_python:
-            print(f"  - {py.name}: python ({py.nodeid}), {py.severity}, {py.category}")
+            say(f"  - {py.name}: python ({py.nodeid}), {py.severity}, {py.category}")
     if problem:
-        print(f"\nthe Python checks could not all be collected:\n{problem}")
+        say(f"\nthe Python checks could not all be collected:\n{problem}")
     if spec.hooks:
-        print("\nhooks:")
+        say("\nhooks:")
         for hook in spec.hooks:
-            print(f"  - {hook.name}: {hook.type} on {', '.join(hook.on)}")
+            say(f"  - {hook.name}: {hook.type} on {', '.join(hook.on)}")
     return 1 if problem else 0
 
 
@@ -279,27 +284,41 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .redact import redact_text
+
     args = build_parser().parse_args(argv)
+    code = 2
     try:
-        if args.command == "validate":
-            return cmd_validate(args.spec)
-        if args.command == "schema":
-            text = json.dumps(json_schema(), indent=2) + "\n"
-            if args.output:
-                Path(args.output).write_text(text, encoding="utf-8")
-            else:
-                sys.stdout.write(text)
-            return 0
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "db":
-            return cmd_db_snapshot(args)
-    except ReleasegateError as err:
-        print(f"releasegate {args.command}: {err}", file=sys.stderr)
-        return 4 if args.command == "demo" else 2
-    return 2
+        try:
+            if args.command == "validate":
+                code = cmd_validate(args.spec)
+            elif args.command == "schema":
+                text = json.dumps(json_schema(), indent=2) + "\n"
+                if args.output:
+                    Path(args.output).write_text(text, encoding="utf-8")
+                else:
+                    sys.stdout.write(text)
+                code = 0
+            elif args.command == "demo":
+                code = cmd_demo(args)
+            elif args.command == "report":
+                code = cmd_report(args)
+            elif args.command == "db":
+                code = cmd_db_snapshot(args)
+        except ReleasegateError as err:
+            print(redact_text(f"releasegate {args.command}: {err}"), file=sys.stderr)
+            code = 4 if args.command == "demo" else 2
+        sys.stdout.flush()  # here, so that a closed pipe is noticed here
+    except BrokenPipeError:
+        # The reader went away (`releasegate validate | head -1`): no traceback, and no second
+        # error when Python flushes stdout at exit (docs.python.org, signal: "Note on SIGPIPE").
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe
+    return code
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def open_target(
             verify_tls=spec.target.verify_tls,
             headers=dict(spec.target.headers),
             baseline_url=spec.target.baseline_url,
+            max_body_bytes=spec.target.max_body_bytes,
         )
         try:
             yield client

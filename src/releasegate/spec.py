@@ -42,9 +42,23 @@ class Target(Strict):
 
     base_url: str = Field(description="Base URL of the deployment, or demo:// for the demo.")
     baseline_url: str | None = Field(None, description="Base URL of the previous version.")
-    timeout_s: float = Field(5.0, gt=0, le=600, description="Default per-request timeout.")
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Default per-request total deadline: connect, headers and the whole body.",
+    )
     verify_tls: bool = True
-    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sent with every request to the target's origin (never to another).",
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        gt=0,
+        le=1024**3,
+        description="Largest answer body read (after decompression); a larger one is an error.",
+    )
 
     @field_validator("base_url", "baseline_url")
     @classmethod
@@ -156,6 +170,28 @@ class Expect(Strict):
 
     model_config = ConfigDict(populate_by_name=True)  # merged with Strict's
 
+    @field_validator("status")
+    @classmethod
+    def _status_codes(cls, value: int | list[int] | None) -> int | list[int] | None:
+        for code in [value] if isinstance(value, int) else value or []:
+            if not 100 <= code <= 599:
+                raise ValueError(f"{code} is not an HTTP status code: use 100-599")
+        return value
+
+    @field_validator("body_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_regex(value)
+        return value
+
+    @field_validator("jsonpath")
+    @classmethod
+    def _jsonpaths_parse(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for expression in value:
+            check_jsonpath(expression)
+        return value
+
 
 class HttpRequest(Strict):
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
@@ -164,9 +200,25 @@ class HttpRequest(Strict):
     params: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(None, alias="json")
     body: str | None = None
-    timeout_s: float | None = Field(None, gt=0, le=600)
+    timeout_s: float | None = Field(
+        None, gt=0, le=600, description="Total deadline of the request (default: the target's)."
+    )
+    max_body_bytes: int | None = Field(
+        None, gt=0, le=1024**3, description="Largest answer body (default: the target's)."
+    )
+    follow_redirects: bool = Field(
+        False,
+        description="Follow up to 5 redirects (each checked; no credentials or body to another"
+        " origin). Off: a 3xx is the answer, judged by expect.status.",
+    )
 
     model_config = ConfigDict(populate_by_name=True)  # merged with Strict's
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpRequest:
+        if self.json_body is not None and self.body is not None:
+            raise ValueError("json and body are both given: a request has one body, keep one")
+        return self
 
 
 class CheckBase(Strict):
@@ -405,3 +457,21 @@ class Spec(Strict):
 
     def checks_for(self, phase: Phase) -> list[Any]:
         return [c for c in self.checks if phase in c.phases]
+
+
+def check_regex(pattern: str) -> None:
+    """Raise ``ValueError`` naming the problem if ``pattern`` is not a Python regex."""
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError) as err:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {err}") from None
+
+
+def check_jsonpath(expression: str) -> None:
+    """Raise ``ValueError`` if the probe's JSONPath parser (``jsonpath_ng.ext``) refuses it."""
+    from jsonpath_ng.ext.parser import parse  # the probe's parser; imported only when used
+
+    try:
+        parse(expression)
+    except Exception as err:  # jsonpath_ng's lexer and parser errors have no common base
+        raise ValueError(f"{expression!r} is not a valid JSONPath: {err}") from None

@@ -1,23 +1,188 @@
-"""The deployment under test as probes see it: a base URL and a pooled HTTP session."""
+"""The deployment under test as probes see it: a base URL and a pooled HTTP session.
+
+Every request is bounded, whatever the server does:
+
+* **Time.** ``timeout_s`` is a *total* deadline for connect, headers and body. Each socket read
+  and write may only take what is left of it, so a server that drips one byte a second cannot
+  keep a request alive past its deadline. A caller (a probe's ``retry``) may pass a shorter
+  absolute ``deadline`` that several attempts share.
+* **Size.** The body is streamed and counted after decompression: past ``max_body_bytes``
+  (default 10 MiB), or decompressing to more than ``MAX_DECOMPRESSION_RATIO`` times what came
+  over the wire, the request is a ``ProbeError``. Headers are bounded by ``http.client``: at most
+  100 of them (``_MAXHEADERS``), each line at most 64 KiB (``_MAXLINE``).
+* **Where.** Paths are joined to the base URL here, never parsed as URLs by requests: an
+  absolute URL, ``//host`` or a backslash is refused (``TargetRefused``) unless it names the
+  target's own origin. Redirects are not followed unless asked (``follow_redirects``); then at
+  most ``MAX_REDIRECTS`` hops, each checked by the loopback guard, and a hop to another origin
+  carries none of the configured headers, no cookies, no credentials and never a body.
+* **Who.** ``User-Agent: releasegate/<version>`` unless the target's headers set one.
+"""
 
 from __future__ import annotations
 
+import http.client
+import re
+import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import netguard
-from .errors import ProbeError
+from . import __version__, netguard
+from .errors import ProbeError, TargetRefused
 from .redact import redact_text
+
+USER_AGENT = f"releasegate/{__version__}"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_DECOMPRESSION_RATIO = 100
+# Small bodies are not held to the ratio: a short, very repetitive answer is no bomb.
+RATIO_CHECKED_FROM_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
+READ_CHUNK_BYTES = 64 * 1024
+# Never sent to another origin than the target's, whatever follows a redirect.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+_BODY_HEADERS = ("Content-Length", "Content-Type", "Transfer-Encoding")
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 @dataclass(frozen=True, slots=True)
 class Timed:
     response: requests.Response
     elapsed_ms: float
+
+
+# The deadline of the request this thread is sending, and the bytes it has received so far.
+# Sockets of TargetClient connections read both at every recv/send (see _DeadlineSocket).
+_state = threading.local()
+
+
+def _arm(sock: socket.socket) -> None:
+    """Give ``sock`` what is left of the thread's deadline as its timeout, or time it out."""
+    deadline: float | None = getattr(_state, "deadline", None)
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the request's total deadline has passed")
+    sock.settimeout(left)
+
+
+def _count(received: int) -> int:
+    if getattr(_state, "deadline", None) is not None:
+        _state.received = getattr(_state, "received", 0) + received
+    return received
+
+
+class _DeadlineSocket(socket.socket):
+    """A plain socket whose every read and write is bounded by the thread's deadline."""
+
+    __slots__ = ()
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        _arm(self)
+        return _count(super().recv_into(*args, **kwargs))
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        _arm(self)
+        data = super().recv(*args, **kwargs)
+        _count(len(data))
+        return data
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        _arm(self)
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        _arm(self)
+        super().sendall(*args, **kwargs)
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    """The same for a TLS socket (the handshake itself is bounded by the connect timeout)."""
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        _arm(self)
+        return _count(super().recv_into(*args, **kwargs))
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        _arm(self)
+        data = super().recv(*args, **kwargs)
+        _count(len(data))
+        return data
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        _arm(self)
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        _arm(self)
+        super().sendall(*args, **kwargs)
+
+
+def _bound(sock: Any) -> None:
+    # Same memory layout, other methods: the socket urllib3 made now checks the deadline.
+    if type(sock) is socket.socket:
+        sock.__class__ = _DeadlineSocket
+    elif type(sock) is ssl.SSLSocket:
+        sock.__class__ = _DeadlineSSLSocket
+
+
+class _HTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _bound(self.sock)
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _bound(self.sock)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with connections whose sockets honour the deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if isinstance(manager, urllib3.PoolManager):  # not SOCKS: its pools are its own
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in) of ``url``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
 
 
 @dataclass
@@ -30,11 +195,16 @@ class TargetClient:
     headers: dict[str, str] = field(default_factory=dict)
     baseline_url: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self.session.headers.update(self.headers)
-        self.session.headers.setdefault("User-Agent", "releasegate")
+        if not any(name.lower() == "user-agent" for name in self.headers):
+            self.session.headers["User-Agent"] = USER_AGENT
+        adapter = _Adapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         if netguard.loopback_only():
             netguard.ensure_loopback(self.base_url, "gate traffic")
         host = urlsplit(self.base_url).hostname or ""
@@ -44,29 +214,69 @@ class TargetClient:
             self.session.trust_env = False
 
     def url(self, path: str) -> str:
-        return urljoin(self.base_url + "/", path.lstrip("/"))
+        """``path`` below the base URL; ``TargetRefused`` for a URL elsewhere (module doc)."""
+        if _UNSAFE_IN_PATH.search(path):
+            raise TargetRefused(
+                f"refusing path {redact_text(path)[:200]!r}: a backslash or a control character"
+                " could send the request elsewhere (write a backslash as %5C)"
+            )
+        head = path.split("?", 1)[0].split("#", 1)[0]
+        if path.startswith("//") or ":" in head.split("/", 1)[0]:
+            full = (urlsplit(self.base_url).scheme + ":" + path) if path.startswith("//") else path
+            if origin(full) != origin(self.base_url) or not urlsplit(full).hostname:
+                raise TargetRefused(
+                    f"refusing {redact_text(path)[:200]!r}: a path must stay on the target"
+                    f" ({redact_text(self.base_url)}); give a path such as /api/orders"
+                )
+            return full
+        return self.base_url + "/" + path.lstrip("/")
 
     def request(
-        self, method: str, path: str, *, timeout_s: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout_s: float | None = None,
+        deadline: float | None = None,
+        max_body_bytes: int | None = None,
+        follow_redirects: bool = False,
+        **kwargs: Any,
     ) -> Timed:
-        """Send one request; any transport failure becomes a ``ProbeError`` with the reason."""
+        """Send one request and read its whole body within ``timeout_s`` (total) and before
+        ``deadline`` (a ``time.monotonic()`` value) if given.
+
+        Any transport failure, a deadline passed or a body over ``max_body_bytes`` is a
+        ``ProbeError`` with the reason; a path or redirect off the target is ``TargetRefused``.
+        ``allow_redirects=True`` (requests' spelling) means ``follow_redirects=True``.
+        """
         url = self.url(path)
-        timeout = timeout_s or self.timeout_s
+        follow = bool(kwargs.pop("allow_redirects", False)) or follow_redirects
+        kwargs.pop("stream", None)  # the body is always read here, within bounds
+        budget = timeout_s or self.timeout_s
         started = time.perf_counter()
+        now = time.monotonic()
+        until, why = now + budget, "total deadline"
+        if deadline is not None and deadline < until:
+            until, why = deadline, "the retry deadline"
+            budget = max(deadline - now, 0.0)
+        limit = max_body_bytes or self.max_body_bytes
+        outer = getattr(_state, "deadline", None), getattr(_state, "received", 0)
+        _state.deadline, _state.received = until, 0
+        failure: ProbeError | None = None
         try:
-            response = self.session.request(
-                method, url, timeout=timeout, verify=self.verify_tls, **kwargs
-            )
-        except requests.Timeout:
-            raise ProbeError(
-                f"{method} {redact_text(url)}: no answer within {timeout:g}s"
-            ) from None
-        except requests.ConnectionError as err:
-            raise ProbeError(
-                f"{method} {redact_text(url)}: cannot connect ({_root_cause(err)})"
-            ) from None
-        except requests.RequestException as err:
-            raise ProbeError(f"{method} {redact_text(url)}: {redact_text(str(err))}") from None
+            response = self._exchange(method, url, until, follow, kwargs)
+            self._read_body(response, method, url, limit, until)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as err:
+            failure = _deadline_error(method, url, budget, why, err)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            if time.monotonic() >= until:
+                failure = _deadline_error(method, url, budget, why, err)
+            else:
+                failure = _transport_error(method, url, err)
+        finally:
+            _state.deadline, _state.received = outer
+        if failure is not None:
+            raise failure
         return Timed(response, (time.perf_counter() - started) * 1000.0)
 
     def get(self, path: str, **kwargs: Any) -> Timed:
@@ -75,13 +285,172 @@ class TargetClient:
     def close(self) -> None:
         self.session.close()
 
+    def _timeout(self, until: float) -> tuple[float, float]:
+        left = until - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's total deadline has passed")
+        return left, left
 
-def _root_cause(err: BaseException) -> str:
+    def _exchange(
+        self, method: str, url: str, until: float, follow: bool, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """The response whose body is the answer: the first, or the last of its redirects."""
+        response = self.session.request(
+            method,
+            url,
+            timeout=self._timeout(until),
+            verify=self.verify_tls,
+            stream=True,
+            allow_redirects=False,
+            **kwargs,
+        )
+        hops = 0
+        while follow and response.is_redirect:
+            hops += 1
+            status, location = response.status_code, response.headers["Location"]
+            previous = response.request
+            response.close()
+            if hops > MAX_REDIRECTS:
+                raise ProbeError(
+                    f"{method} {redact_text(url)}: more than {MAX_REDIRECTS} redirects"
+                    f" (the last to {redact_text(location)[:200]})"
+                )
+            target = urljoin(str(previous.url), location)
+            if urlsplit(target).scheme not in ("http", "https") or not urlsplit(target).hostname:
+                raise ProbeError(
+                    f"{method} {redact_text(url)}: redirect {status} to"
+                    f" {redact_text(location)[:200]!r} is not an http(s) URL"
+                )
+            if netguard.loopback_only():
+                netguard.ensure_loopback(target, f"a redirect ({status} from {redact_text(url)})")
+            verb = str(previous.method)
+            keeps_body = status in (307, 308)
+            if not keeps_body and verb != "HEAD" and (status == 303 or verb == "POST"):
+                verb = "GET"
+            has_body = keeps_body and previous.body is not None
+            if origin(target) == origin(self.base_url):
+                prepared = previous.copy()
+                prepared.method = verb
+                prepared.prepare_url(target, None)
+                if not keeps_body:
+                    prepared.body = None
+                    for name in _BODY_HEADERS:
+                        prepared.headers.pop(name, None)
+                prepared.headers.pop("Cookie", None)
+                prepared.prepare_cookies(self.session.cookies)
+            elif has_body:
+                raise ProbeError(
+                    f"{method} {redact_text(url)}: redirect {status} to another origin"
+                    f" ({redact_text(target)[:200]}) would re-send the request body: not followed"
+                )
+            else:
+                # Nothing the spec configured, no cookie, no credential: only who is asking.
+                headers = {
+                    "User-Agent": self.session.headers.get("User-Agent", USER_AGENT),
+                    "Accept": "*/*",
+                }
+                prepared = requests.Request(verb, target, headers=headers).prepare()
+            settings = self.session.merge_environment_settings(
+                target, {}, True, self.verify_tls, None
+            )
+            settings["stream"] = True
+            response = self.session.send(
+                prepared, timeout=self._timeout(until), allow_redirects=False, **settings
+            )
+        return response
+
+    def _read_body(
+        self, response: requests.Response, method: str, url: str, limit: int, until: float
+    ) -> None:
+        """Read the whole (decoded) body into ``response.content``, within the bounds."""
+        try:
+            declared = int(response.headers.get("Content-Length", ""))
+        except ValueError:
+            declared = -1
+        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        if declared > limit and not encoded and method != "HEAD":
+            response.close()
+            raise ProbeError(
+                f"{method} {redact_text(url)}: the answer's body ({declared} bytes, its"
+                f" Content-Length) is over the limit of {limit} bytes (max_body_bytes)"
+            )
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in response.raw.stream(READ_CHUNK_BYTES, decode_content=True):
+                total += len(chunk)
+                if total > limit:
+                    raise ProbeError(
+                        f"{method} {redact_text(url)}: the answer's body is over the limit of"
+                        f" {limit} bytes (max_body_bytes): {total} bytes read"
+                        + (f", Content-Length {declared}" if declared >= 0 else "")
+                        + ", refused"
+                    )
+                received = getattr(_state, "received", 0)
+                if total > RATIO_CHECKED_FROM_BYTES and total > received * MAX_DECOMPRESSION_RATIO:
+                    raise ProbeError(
+                        f"{method} {redact_text(url)}: the answer decompresses to more than"
+                        f" {MAX_DECOMPRESSION_RATIO}x its size ({total} bytes from {received}"
+                        " received): refused as a decompression bomb"
+                    )
+                if time.monotonic() >= until:
+                    raise TimeoutError("the request's total deadline has passed")
+                chunks.append(chunk)
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def _deadline_error(
+    method: str, url: str, budget: float, why: str, err: BaseException
+) -> ProbeError:
+    error = ProbeError(
+        f"{method} {redact_text(url)}: did not complete within {budget:.3g}s ({why}:"
+        " connect, headers and body)"
+    )
+    # Kept as the context, as a requests timeout: callers tell a hang from a refusal by it.
+    error.__context__ = err if isinstance(err, requests.Timeout) else requests.ReadTimeout(err)
+    error.__suppress_context__ = True
+    return error
+
+
+def _transport_error(method: str, url: str, err: BaseException) -> ProbeError:
+    root = _root(err)
+    if isinstance(root, http.client.HTTPException) and not isinstance(
+        root, http.client.RemoteDisconnected
+    ):
+        what = f"malformed answer ({redact_text(str(root) or type(root).__name__)[:200]})"
+    elif isinstance(err, requests.ConnectionError):
+        what = f"cannot connect ({_describe(root)})"
+    elif isinstance(err, requests.RequestException):
+        what = redact_text(str(err))
+    else:
+        what = f"the answer broke off ({_describe(root)})"
+    error = ProbeError(f"{method} {redact_text(url)}: {what}")
+    error.__context__ = err
+    error.__suppress_context__ = True
+    return error
+
+
+def _root(err: BaseException) -> BaseException:
     cause: BaseException = err
     while cause.__cause__ is not None or cause.__context__ is not None:
         nxt = cause.__cause__ or cause.__context__
         assert nxt is not None
         cause = nxt
+    # urllib3 keeps the underlying error as an argument rather than as a cause.
+    while cause.args and isinstance(cause.args[-1], BaseException):
+        cause = cause.args[-1]
+    return cause
+
+
+def _root_cause(err: BaseException) -> str:
+    return _describe(_root(err))
+
+
+def _describe(cause: BaseException) -> str:
     text = str(cause) or type(cause).__name__
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from ..errors import ProbeError
+from ..errors import ProbeError, TargetRefused
 from ..model import Evidence, Limit, Status
 from ..redact import MASK, is_secret_key, redact_text, redact_value
 from ..spec import Expect, HttpCheck, LivenessCheck, ReadinessCheck, Retry, VersionCheck
@@ -110,6 +110,8 @@ class _Call:
     path: str
     timeout_s: float | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    max_body_bytes: int | None = None
+    follow_redirects: bool = False
 
 
 Judge = Callable[[_Answer], _Verdict]
@@ -127,7 +129,9 @@ def probe_http(check: HttpCheck, ctx: ProbeContext) -> ProbeResult:
         kwargs["json"] = req.json_body
     elif req.body is not None:
         kwargs["data"] = req.body.encode()
-    call = _Call(req.method, req.path, req.timeout_s, kwargs)
+    call = _Call(
+        req.method, req.path, req.timeout_s, kwargs, req.max_body_bytes, req.follow_redirects
+    )
     threshold = _http_threshold(expect)
     try:  # a bad pattern is the spec's fault: say so once instead of retrying it
         if expect.body_regex is not None:
@@ -279,28 +283,43 @@ def _run(
 def _attempt(
     ctx: ProbeContext, call: _Call, judge: Judge, retry: Retry | None
 ) -> tuple[_Answer | None, _Verdict, int]:
-    """Send (and with ``retry`` resend, backing off) until the verdict is PASSED or time is up."""
-    started = time.monotonic()
+    """Send (and with ``retry`` resend, backing off) until the verdict is PASSED or time is up.
+
+    Every attempt shares the retry deadline: none starts after it, and each one's own total
+    deadline (``timeout_s``) is cut short so that it cannot run past it either.
+    """
+    deadline = time.monotonic() + retry.deadline_s if retry else None
     delay = retry.backoff_s if retry else 0.0
+    max_body_bytes = call.max_body_bytes or ctx.spec.target.max_body_bytes
     attempts = 0
     while True:
         attempts += 1
         answer: _Answer | None = None
         try:
             timed = ctx.target.request(
-                call.method, call.path, timeout_s=call.timeout_s, **call.kwargs
+                call.method,
+                call.path,
+                timeout_s=call.timeout_s,
+                deadline=deadline,
+                max_body_bytes=max_body_bytes,
+                follow_redirects=call.follow_redirects,
+                **call.kwargs,
             )
         except ProbeError as err:
             verdict = _Verdict(Status.ERROR, [str(err)])
+        except TargetRefused as err:  # a path or a redirect off the target: never retried
+            return None, _Verdict(Status.ERROR, [str(err)]), attempts
         else:
             answer = _Answer(timed)
             verdict = judge(answer)
-        if retry is None or verdict.status is Status.PASSED:
+        if retry is None or deadline is None or verdict.status is Status.PASSED:
             return answer, verdict, attempts
-        remaining = retry.deadline_s - (time.monotonic() - started)
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             return answer, verdict, attempts
         time.sleep(min(delay, remaining))
+        if time.monotonic() >= deadline:
+            return answer, verdict, attempts
         delay = min(delay * retry.factor, retry.max_backoff_s)
 
 
@@ -460,7 +479,10 @@ def _details(ctx: ProbeContext, call: _Call, answer: _Answer | None) -> dict[str
     if answer is not None:
         url = str(answer.response.request.url)
     else:
-        url = ctx.target.url(call.path)
+        try:
+            url = ctx.target.url(call.path)
+        except TargetRefused:
+            url = call.path
         if "params" in call.kwargs:
             url = str(requests.Request("GET", url, params=call.kwargs["params"]).prepare().url)
     details: dict[str, Any] = {
