@@ -7,8 +7,15 @@ Every check runs in a session opened by ``read_only``:
   statement (``...; COMMIT; DELETE ...``) past the transaction.
 * MariaDB/MySQL: ``SET SESSION max_statement_time`` (MySQL: ``max_execution_time``), then
   ``START TRANSACTION READ ONLY``; PyMySQL refuses multi-statements by default.
-* SQLite: ``PRAGMA query_only`` and a progress handler that interrupts a statement past its
-  deadline; the file is opened ``mode=rw`` so that a wrong path is an error, not a new file.
+* SQLite: the file is opened ``mode=ro`` (a wrong path is an error, not a new file),
+  ``PRAGMA query_only``, an authorizer that lets a statement only read (and call no denied
+  function), and a progress handler that interrupts a statement past its deadline.
+
+Every new connection is made read-only for its whole life when it opens (PostgreSQL
+``default_transaction_read_only``, MariaDB/MySQL ``SET SESSION TRANSACTION READ ONLY``, SQLite
+``query_only``); the transactions above come on top, and the query guard (``readonly.py``,
+a real SQL parser) refuses anything but one SELECT before it is sent. The server's statement
+timeout has a client-side deadline behind it (see ``DbSession.errors``).
 
 The session always ends in a rollback. Any database error becomes a ``ProbeError`` whose text
 has the URL's password masked.
@@ -16,27 +23,39 @@ has the URL's password masked.
 
 from __future__ import annotations
 
-import re
+import contextlib
+import math
+import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, create_engine, exc, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import URL, Inspector, Row, make_url
 
 from ..errors import ProbeError
 from ..redact import redact_text
 from ..spec_db import Database
+from .readonly import denied_function, guard_read_query
 from .state import DbState
 
+__all__ = ["DbSession", "database", "dispose_engines", "guard_read_query", "read_only"]
+
 PROGRESS_STEPS = 1000  # SQLite VM instructions between deadline checks
+CLIENT_GRACE_S = 1.0  # the client cancels this long after the server's statement timeout
+
+# What a SQLite statement may do (its authorizer): read, and the pragmas reflection reads.
+_SQLITE_READ_PRAGMAS = frozenset(
+    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
+     "foreign_key_list", "database_list", "collation_list"}
+)  # fmt: skip
 
 _TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
 _READ_ONLY_CODES = {1792}  # MariaDB/MySQL: cannot execute statement in a READ ONLY transaction
-_READ_WORDS = {"select", "with", "values", "table", "show"}
 
 
 def resolve_url(url: str, state: DbState) -> URL:
@@ -62,8 +81,10 @@ def resolve_url(url: str, state: DbState) -> URL:
                     f"SQLite database {path} does not exist (a gate never creates one)."
                     " Fix: point the database url at the application's file"
                 )
-            query = {**parsed.query, "mode": "rw", "uri": "true"}
+            query = {**parsed.query, "mode": "ro", "uri": "true"}
             parsed = parsed.set(database=f"file:{quote(str(path))}", query=query)
+        elif database.startswith("file:"):  # the user's own URI: opened read-only all the same
+            parsed = parsed.set(query={**parsed.query, "mode": "ro", "uri": "true"})
     return parsed
 
 
@@ -88,8 +109,10 @@ def _connect_args(url: URL, db: Database) -> dict[str, Any]:
     if backend == "postgresql":
         return {"connect_timeout": connect_s, "prepare_threshold": 0}
     if backend in ("mysql", "mariadb"):
-        # The socket read timeout is a backstop behind the server's own statement timeout.
-        return {"connect_timeout": connect_s, "read_timeout": int(db.statement_timeout_s) + 10}
+        # The client's deadline: a socket read timeout a little behind the server's own
+        # statement timeout (max_statement_time), which normally fires first.
+        read_s = math.ceil(db.statement_timeout_s) + CLIENT_GRACE_S + 1
+        return {"connect_timeout": connect_s, "read_timeout": read_s}
     if backend == "sqlite":
         return {"timeout": min(db.statement_timeout_s, 5.0)}
     return {}
@@ -107,8 +130,43 @@ def engine_for(db: Database, state: DbState) -> Engine:
             raise ProbeError(
                 redact_text(f"cannot use {shown_url(url)}: {err}. Fix: check the URL's driver")
             ) from None
+        event.listen(engine, "connect", _read_only_on_connect(url.get_backend_name(), db))
         state.engines[key] = engine
     return engine
+
+
+def _read_only_on_connect(backend: str, db: Database) -> Callable[[Any, Any], None]:
+    """Make every new connection read-only for its whole life, before SQLAlchemy sees it.
+
+    Session settings, not per-transaction ones: a rollback does not undo them and the guard
+    refuses ``SET`` and ``set_config``. ``begin`` makes each transaction read-only on top.
+    """
+    timeout_ms = int(db.statement_timeout_s * 1000)
+    if backend == "postgresql":
+        statements = [
+            "SET SESSION default_transaction_read_only = on",
+            # The server must read string literals as the guard's parser does.
+            "SET SESSION standard_conforming_strings = on",
+            f"SET SESSION statement_timeout = {timeout_ms}",
+        ]
+    elif backend in ("mysql", "mariadb"):
+        statements = ["SET SESSION TRANSACTION READ ONLY"]
+    elif backend == "sqlite":
+        statements = ["PRAGMA query_only = ON"]
+    else:
+        statements = []
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
+        if backend != "sqlite":
+            dbapi_connection.commit()  # PostgreSQL: SET inside an open transaction is undone
+
+    return on_connect
 
 
 def dispose_engines(state: DbState) -> None:
@@ -116,65 +174,6 @@ def dispose_engines(state: DbState) -> None:
     engines, state.engines = state.engines, {}
     for engine in engines.values():
         engine.dispose()
-
-
-def _strip(sql: str, backslash_escapes: bool) -> str:
-    """``sql`` with comments blanked and string literals emptied (for the guard only)."""
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`":
-            j = i + 1
-            while j < n:
-                if backslash_escapes and sql[j] == "\\":
-                    j += 2
-                    continue
-                if sql[j] == ch:
-                    if j + 1 < n and sql[j + 1] == ch:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(f"{ch}{ch}")
-            i = j + 1
-        elif sql.startswith("--", i) or (backslash_escapes and ch == "#"):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            out.append(" ")
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def guard_read_query(sql: str, backend: str) -> str:
-    """Refuse anything but one reading statement; return ``sql`` without a trailing ``;``.
-
-    The read-only transaction is what stops writes; this guard adds a clear message and stops
-    what a transaction does not cover on MariaDB/MySQL (DDL commits implicitly, ``INTO OUTFILE``).
-    """
-    mysql = backend in ("mysql", "mariadb")
-    body = _strip(sql, backslash_escapes=mysql).strip().rstrip(";").strip()
-    first = re.match(r"[\s(]*([A-Za-z]+)", body)
-    word = first.group(1).lower() if first else ""
-    if word not in _READ_WORDS:
-        raise ProbeError(
-            f"the check's query starts with {word.upper() or 'nothing'!r}: a check query must"
-            " be one SELECT (or WITH ... SELECT). Checks only read; releasegate runs them in a"
-            " read-only transaction"
-        )
-    if ";" in body:
-        raise ProbeError(
-            "the check's query holds more than one statement (a ';' in the middle): write"
-            " one SELECT"
-        )
-    if mysql and re.search(r"(?i)\binto\s+(outfile|dumpfile)\b|/\*!", sql):
-        raise ProbeError("the check's query writes a file (INTO OUTFILE/DUMPFILE): not allowed")
-    return sql.strip().rstrip(";").rstrip()
 
 
 class DbSession:
@@ -206,16 +205,39 @@ class DbSession:
     def _interrupt(self) -> int:
         return 1 if time.monotonic() > self._deadline else 0
 
+    def _cancel(self) -> None:
+        """The client's deadline on PostgreSQL: cancel the running statement (57014)."""
+        raw = self.conn.connection.dbapi_connection
+        cancel = getattr(raw, "cancel_safe", None) or getattr(raw, "cancel", None)
+        if cancel is not None:
+            with contextlib.suppress(Exception):  # best effort; the session fails anyway
+                cancel()
+
     @contextmanager
     def errors(self, sql: str = "") -> Iterator[None]:
-        """Start a statement deadline; turn database errors into ``ProbeError``."""
-        self._deadline = time.monotonic() + self.db.statement_timeout_s
+        """Start a statement deadline; turn database errors into ``ProbeError``.
+
+        The server's statement timeout normally stops a statement; the client's deadline
+        (SQLite: the progress handler at the deadline; PostgreSQL: a cancel request
+        ``CLIENT_GRACE_S`` after it; MariaDB/MySQL: the socket read timeout) stops it when
+        the server does not.
+        """
+        timeout_s = self.db.statement_timeout_s
+        self._deadline = time.monotonic() + timeout_s
+        timer = None
+        if self.backend == "postgresql":
+            timer = threading.Timer(timeout_s + CLIENT_GRACE_S, self._cancel)
+            timer.daemon = True
+            timer.start()
         try:
             yield
         except exc.DBAPIError as err:
             raise self.error(err, sql) from None
         except exc.SQLAlchemyError as err:
             raise ProbeError(redact_text(f"{self.label}: {err}")) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
         """Run one reading statement and return its rows (callers LIMIT or aggregate).
@@ -250,7 +272,12 @@ class DbSession:
                 f" {self.db.statement_timeout_s:g} s and was cancelled. Fix: make it cheaper"
                 " (an index, a narrower where:) or raise statement_timeout_s"
             )
-        elif sqlstate == "25006" or code in _READ_ONLY_CODES or "readonly" in message:
+        elif (
+            sqlstate == "25006"
+            or code in _READ_ONLY_CODES
+            or "readonly" in message
+            or (self.backend == "sqlite" and "not authorized" in message)  # the authorizer
+        ):
             text_ = (
                 f"{self.label} refused a write: {message}. Checks run in a read-only"
                 " transaction; a check query must only read"
@@ -282,12 +309,33 @@ class DbSession:
             raw = self.conn.connection.dbapi_connection
             if raw is not None:
                 raw.set_progress_handler(self._interrupt, PROGRESS_STEPS)
+                raw.set_authorizer(_sqlite_authorize)
 
     def end(self) -> None:
         if self.backend == "sqlite":
             raw = self.conn.connection.dbapi_connection
             if raw is not None:
                 raw.set_progress_handler(None, 0)
+                raw.set_authorizer(None)
+
+
+def _sqlite_authorize(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+) -> int:
+    """SQLite's own check of every statement it compiles: reading only, no denied function."""
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if denied_function(arg2 or "") else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        return (
+            sqlite3.SQLITE_OK
+            if (arg1 or "").lower() in _SQLITE_READ_PRAGMAS
+            else sqlite3.SQLITE_DENY
+        )
+    if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+        return sqlite3.SQLITE_OK  # BEGIN/ROLLBACK of the session; query_only stops writes
+    return sqlite3.SQLITE_DENY
 
 
 @contextmanager
