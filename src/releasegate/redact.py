@@ -45,7 +45,9 @@ _INLINE_WORDS = ("passw", "secret", "token", "api")
 # Cheap test that a string may hold something the patterns above mask; most strings in a
 # record (names, statuses, numbers as text) do not, and skip the regular expressions.
 # ("passw", not "pass": every record says "passed" many times over.)
-_SUSPECT = re.compile(r"(?i)@|bearer|basic|token|passw|secret|api|=")
+_SUSPECT = re.compile(
+    r"(?i)@|bearer|basic|token|passw|secret|api|[?&;](?:key|auth|sess|sid|sig|access|x-auth)"
+)
 
 _secrets: set[str] = set()
 

@@ -374,6 +374,23 @@ class TargetClient:
                 f"{method} {redact_text(url)}: the answer's body ({declared} bytes, its"
                 f" Content-Length) is over the limit of {limit} bytes (max_body_bytes)"
             )
+        if 0 <= declared <= READ_CHUNK_BYTES and not encoded and method != "HEAD":
+            # The common small answer: one read (each socket read is bounded by the deadline).
+            try:
+                body = response.raw.read(declared + 1, decode_content=False)
+            except BaseException:
+                response.close()
+                raise
+            if len(body) <= declared:
+                response._content = body
+                response._content_consumed = True  # type: ignore[attr-defined]
+                response.raw.release_conn()
+                return
+            response.close()
+            raise ProbeError(
+                f"{method} {redact_text(url)}: the answer's body is longer than its"
+                f" Content-Length ({declared} bytes): refused"
+            )
         chunks: list[bytes] = []
         total = 0
         try:
@@ -401,6 +418,9 @@ class TargetClient:
             raise
         response._content = b"".join(chunks)
         response._content_consumed = True  # type: ignore[attr-defined]
+        # Read to the end: the connection goes back to the pool for the next request (a
+        # streamed response is not released by itself, and each request would connect anew).
+        response.raw.release_conn()
 
 
 def _deadline_error(
