@@ -52,6 +52,14 @@ class Measured:
     bundled_with: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class CachedBundle:
+    """The results a bundled query measured for the siblings that have not taken theirs yet."""
+
+    at: float
+    pending: dict[str, Measured]
+
+
 def bundle_key(check: Any) -> BundleKey | None:
     """Checks with the same key can share one query; None when a check is never bundled."""
     if check.type in TABLE_TYPES:

@@ -18,8 +18,7 @@ from ..target import TargetClient
 
 if TYPE_CHECKING:
     # Only for annotations: importing them would load SQLAlchemy for every probe run.
-    from ..db.measure import BundleKey
-    from .sql import CachedBundle
+    from ..db.measure import BundleKey, CachedBundle
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,13 @@ alone, so one broken check never takes its siblings down.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..db.build import TableRef, plain, table_names
 from ..db.connect import database, guard_read_query, read_only
-from ..db.measure import Measured, bundle_key, measure, relations
+from ..db.measure import CachedBundle, Measured, bundle_key, measure, relations
 from ..db.schema import default_baseline_path, diff, read_snapshot, take_snapshot, write_snapshot
 from ..errors import ProbeError
 from ..model import Evidence, Limit, Status
@@ -26,14 +25,6 @@ from ..redact import redact_text, redact_value
 from .base import ProbeContext, ProbeResult
 
 BUNDLE_TTL_S = 60.0
-
-
-@dataclass(slots=True)
-class CachedBundle:
-    """The results a bundled query measured for the siblings that have not taken theirs yet."""
-
-    at: float
-    pending: dict[str, Measured]
 
 
 def siblings(check: Any, context: ProbeContext) -> list[Any]:
