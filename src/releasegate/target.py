@@ -64,7 +64,7 @@ class Timed:
 _state = threading.local()
 
 
-def _arm(sock: socket.socket) -> None:
+def _arm(sock: Any) -> None:
     """Give ``sock`` what is left of the thread's deadline as its timeout, or time it out."""
     deadline: float | None = getattr(_state, "deadline", None)
     if deadline is None:
@@ -81,50 +81,39 @@ def _count(received: int) -> int:
     return received
 
 
-class _DeadlineSocket(socket.socket):
-    """A plain socket whose every read and write is bounded by the thread's deadline."""
+class _DeadlineIO:
+    """Every read and write of the socket it is mixed into is bounded by the thread's deadline."""
 
     __slots__ = ()
 
     def recv_into(self, *args: Any, **kwargs: Any) -> int:
         _arm(self)
-        return _count(super().recv_into(*args, **kwargs))
+        return _count(super().recv_into(*args, **kwargs))  # type: ignore[misc]
 
     def recv(self, *args: Any, **kwargs: Any) -> bytes:
         _arm(self)
-        data = super().recv(*args, **kwargs)
+        data: bytes = super().recv(*args, **kwargs)  # type: ignore[misc]
         _count(len(data))
         return data
 
     def send(self, *args: Any, **kwargs: Any) -> int:
         _arm(self)
-        return super().send(*args, **kwargs)
+        sent: int = super().send(*args, **kwargs)  # type: ignore[misc]
+        return sent
 
     def sendall(self, *args: Any, **kwargs: Any) -> None:
         _arm(self)
-        super().sendall(*args, **kwargs)
+        super().sendall(*args, **kwargs)  # type: ignore[misc]
 
 
-class _DeadlineSSLSocket(ssl.SSLSocket):
+class _DeadlineSocket(_DeadlineIO, socket.socket):
+    """A plain socket under the deadline."""
+
+    __slots__ = ()
+
+
+class _DeadlineSSLSocket(_DeadlineIO, ssl.SSLSocket):
     """The same for a TLS socket (the handshake itself is bounded by the connect timeout)."""
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        _arm(self)
-        return _count(super().recv_into(*args, **kwargs))
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        _arm(self)
-        data = super().recv(*args, **kwargs)
-        _count(len(data))
-        return data
-
-    def send(self, *args: Any, **kwargs: Any) -> int:
-        _arm(self)
-        return super().send(*args, **kwargs)
-
-    def sendall(self, *args: Any, **kwargs: Any) -> None:
-        _arm(self)
-        super().sendall(*args, **kwargs)
 
 
 def _bound(sock: Any) -> None:
