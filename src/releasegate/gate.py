@@ -48,12 +48,6 @@ class RunKind(str, enum.Enum):
     PARTIAL = "partial"
 
 
-def check_key(info: CheckInfo) -> str:
-    """How an expected check and its outcome are matched: spec checks by name (their node id
-    depends on how pytest was invoked), Python checks by node id."""
-    return f"spec:{info.name}" if info.source == "spec" else info.nodeid or info.name
-
-
 @dataclass(frozen=True, slots=True)
 class RoundInput:
     deployment: str
@@ -65,7 +59,7 @@ class RoundInput:
     report_dir: Path
     started_at: datetime
     kind: RunKind = RunKind.GATE
-    #: check_key -> why that expected check did not run (deselected, not collected, ...)
+    #: CheckInfo.key -> why that expected check did not run (deselected, not collected, ...)
     not_run: Mapping[str, str] = field(default_factory=dict)
     #: why the run ended before its checks did (a signal, the deadline), if it did
     interrupted: str | None = None
@@ -125,11 +119,11 @@ def complete_outcomes(
 ) -> tuple[Outcome, ...]:
     """Every expected check with its outcome; a check that never reported is NOT_RUN."""
     reported = list(outcomes)
-    seen = {check_key(o.check) for o in reported}
+    seen = {o.check.key for o in reported}
     missing = [
-        Outcome(info, Status.NOT_RUN, not_run.get(check_key(info), default_reason))
+        Outcome(info, Status.NOT_RUN, not_run.get(info.key, default_reason))
         for info in expected
-        if check_key(info) not in seen
+        if info.key not in seen
     ]
     return tuple(reported + missing)
 

@@ -108,7 +108,7 @@ class InventoryTracker:
         yield
         kept = {item.nodeid for item in items}
         for nodeid, item in before.items():
-            key = f"spec:{check_info(item).name}" if is_spec_check(item) else nodeid
+            key = check_info(item).key
             if nodeid not in kept and key not in self.deselected:
                 self.dropped[key] = (
                     "not run: dropped from the run without being deselected (a plugin or"
@@ -119,7 +119,7 @@ class InventoryTracker:
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         for item in items:
             if self.phase in item_phases(item):
-                key = f"spec:{check_info(item).name}" if is_spec_check(item) else item.nodeid
+                key = check_info(item).key
                 self.deselected[key] = (
                     "not run: deselected by this run's selection (-k, -m, --deselect, --lf);"
                     " a partial run says so with --rg-partial"

@@ -120,6 +120,12 @@ class CheckInfo:
     nodeid: str = ""
     source: str = "spec"
 
+    @property
+    def key(self) -> str:
+        """How an expected check and its outcome are matched: spec checks by name (their node
+        id depends on how pytest was invoked), Python checks by node id."""
+        return f"spec:{self.name}" if self.source == "spec" else self.nodeid or self.name
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

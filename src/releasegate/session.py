@@ -20,7 +20,7 @@ import pytest
 from . import exitcodes
 from .actions import ActionResult
 from .decision import Decision, Policy, Verdict
-from .gate import RoundInput, RoundResult, RunKind, check_key, lost_check, run_round
+from .gate import RoundInput, RoundResult, RunKind, lost_check, run_round
 from .inventory import WORKER_OUTPUT_KEY, InventoryTracker
 from .model import CheckInfo, Mode
 from .outcomes import PROPERTY, OutcomeCollector
@@ -174,7 +174,7 @@ class GateSession:
         else:
             deselected = {}
         expected: list[CheckInfo] = [
-            info for info in self.spec_expected if f"spec:{info.name}" not in deselected
+            info for info in self.spec_expected if info.key not in deselected
         ]
         python = {**self.worker_expected, **self.tracker.expected}
         expected.extend(
@@ -194,7 +194,7 @@ class GateSession:
         if self.settings.loaded and not self.spec_collected and not self.collector.has_spec():
             for info in self.spec_expected:
                 not_run.setdefault(
-                    f"spec:{info.name}",
+                    info.key,
                     "not run: the spec file was not among this run's paths (run it with the"
                     f" spec, e.g. pytest -m {self.phase.marker})",
                 )
@@ -209,7 +209,7 @@ class GateSession:
             # pytest runs nothing once a module fails to import (unless told to go on).
             for info in expected:
                 not_run.setdefault(
-                    check_key(info),
+                    info.key,
                     "not run: collection errors stopped the run before the checks ran"
                     " (see --continue-on-collection-errors)",
                 )
