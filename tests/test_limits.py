@@ -56,3 +56,15 @@ def test_the_most_pressing_of_several_limits_is_shown() -> None:
 def test_a_schema_1_record_without_limits_still_compares_its_text() -> None:
     found = comparison("lat", [{"value": {"latency_ms": 50}, "threshold": "latency <= 300 ms"}])
     assert found is not None and found.passed and found.value == 50
+
+
+def test_a_limit_survives_the_redaction_of_the_record() -> None:
+    from releasegate.redact import redact_value
+
+    evidence = Evidence(
+        "GET /api",
+        {"latency_ms": 412.0},
+        limits=(Limit("latency", "<=", 300, "ms", key="latency_ms"),),
+    ).to_dict()
+    found = comparison("catalog-latency", [redact_value(evidence)])
+    assert found is not None and found.value == 412.0

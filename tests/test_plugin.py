@@ -89,7 +89,7 @@ def test_a_phase_runs_exactly_its_checks_and_decides_go(pytester: pytest.Pyteste
         "measured": "GET /api p95",
         "value": 120,
         "threshold": "<= 300 ms",
-        "limits": [{"subject": "", "op": "<=", "value": 300.0, "unit": "ms", "key": None}],
+        "limits": [{"subject": "", "op": "<=", "value": 300.0, "unit": "ms", "field": None}],
         "reason": "p95 120 ms",
         "details": {},
     }

@@ -378,6 +378,50 @@ def test_readiness_names_the_dependency_that_is_down(server: LocalServer) -> Non
     assert value["unhealthy"] == ["db"]
 
 
+@pytest.mark.parametrize(
+    ("mode", "body", "status", "expected"),
+    [
+        ("status", "anything at all", 200, Status.PASSED),
+        ("status", "", 503, Status.FAILED),
+        ("text", "ok\n", 200, Status.PASSED),  # Kubernetes /readyz
+        ("text", "OK", 200, Status.PASSED),
+        ("text", "not ready", 200, Status.FAILED),
+        ("text", "ok", 503, Status.FAILED),
+    ],
+)
+def test_readiness_of_services_that_answer_plain_text(
+    server: LocalServer, mode: str, body: str, status: int, expected: Status
+) -> None:
+    server.route("/-/ready", lambda request: Response(body, status=status))
+    result = probe_readiness(readiness(path="/-/ready", mode=mode), context(server.url))
+    assert result.status is expected, result.reason
+
+
+def test_a_component_without_a_name_is_an_error_not_dropped(server: LocalServer) -> None:
+    body = {"dependencies": [{"name": "db", "status": "ok"}, {"status": "down"}]}
+    server.route("/readyz", lambda request: json_response(body))
+
+    result = probe_readiness(readiness(), context(server.url))
+
+    assert result.status is Status.ERROR
+    assert "entry 1 has no name" in result.reason
+
+
+def test_the_deployed_version_reaches_the_record_whatever_its_key(server: LocalServer) -> None:
+    from releasegate.model import CheckInfo, Outcome
+    from releasegate.record import deployed_versions
+
+    server.route(
+        "/info", lambda request: json_response({"build": {"version": "3.1.0", "sha": SHA}})
+    )
+    check = version(path="/info", version_key="build.version", commit_key="build.sha")
+    result = probe_version(check, context(server.url, version="3.1.0", commit=SHA[:7]))
+
+    assert result.status is Status.PASSED, result.reason
+    outcome = Outcome(CheckInfo("version", "smoke"), result.status, evidence=result.evidence)
+    assert deployed_versions((outcome,)) == {"deployed": "3.1.0", "deployed_commit": SHA}
+
+
 def test_readiness_that_cannot_be_read_is_an_error(server: LocalServer) -> None:
     server.route("/readyz", lambda request: Response("ready"))
 
@@ -406,7 +450,12 @@ def test_version_matches(version_api: LocalServer) -> None:
     result = probe_version(version(), context(version_api.url, version="2.0.1", commit=SHA))
 
     assert result.status is Status.PASSED, result.reason
-    assert evidence(result)["value"]["commit"] == {"expected": SHA, "actual": SHA, "match": "exact"}
+    assert evidence(result)["value"]["commit"] == {
+        "expected": SHA,
+        "actual": SHA,
+        "field": "commit",
+        "match": "exact",
+    }
 
 
 def test_version_mismatch_fails(version_api: LocalServer) -> None:

@@ -209,7 +209,8 @@ class Limit:
             "op": self.op,
             "value": self.value,
             "unit": self.unit,
-            "key": self.key,
+            # "field", not "key": a key named "key" is a secret to the redaction policy.
+            "field": self.key,
         }
 
     @classmethod
@@ -219,7 +220,7 @@ class Limit:
             op=str(data["op"]),
             value=float(data["value"]),
             unit=str(data.get("unit") or ""),
-            key=str(data["key"]) if data.get("key") else None,
+            key=str(data["field"]) if data.get("field") else None,
         )
 
     @classmethod

@@ -285,6 +285,15 @@ class ReadinessCheck(CheckBase):
 
     type: Literal["readiness"]
     path: str = Field("/readyz", pattern=r"^/")
+    mode: Literal["json", "status", "text"] = Field(
+        "json",
+        description="json: a 2xx answer with every dependency healthy; status: any 2xx answer"
+        " (Prometheus /-/ready); text: a 2xx answer whose body is expect_body (Kubernetes"
+        " /readyz answers 'ok').",
+    )
+    expect_body: str = Field(
+        "ok", min_length=1, description="mode text: the body, trimmed, case-insensitive."
+    )
     dependencies_key: str = Field("dependencies", description="Key of the per-dependency map.")
     healthy_values: list[str] = Field(default_factory=lambda: ["ok", "healthy", "up", "ready"])
     required: list[str] = Field(

@@ -161,14 +161,29 @@ def probe_readiness(check: ReadinessCheck, ctx: ProbeContext) -> ProbeResult:
     """GET the readiness path; 2xx, and every dependency (and each required one) healthy."""
     healthy = {v.lower() for v in check.healthy_values}
     key = check.dependencies_key
-    threshold = f"status 2xx; every {key!r} entry in {sorted(healthy)}"
-    if check.required:
-        threshold += f"; required: {', '.join(check.required)}"
+    if check.mode == "status":
+        threshold = "status 2xx"
+    elif check.mode == "text":
+        threshold = f"status 2xx; body is {check.expect_body!r}"
+    else:
+        threshold = f"status 2xx; every {key!r} entry in {sorted(healthy)}"
+        if check.required:
+            threshold += f"; required: {', '.join(check.required)}"
 
     def judge(answer: _Answer) -> _Verdict:
         problems = [] if _ok(answer.status) else [f"status {answer.status} is not 2xx"]
+        if check.mode == "status":
+            return _verdict(problems)
+        if check.mode == "text":
+            body = answer.text().strip()
+            if body.lower() != check.expect_body.strip().lower():
+                problems.append(f"body is {answer.excerpt(100)!r}, expected {check.expect_body!r}")
+            return _verdict(problems, {"body": body[:100]})
         doc = answer.json()
-        deps = _dependencies(_lookup(doc, key)) if isinstance(doc, dict) else None
+        try:
+            deps = _dependencies(_lookup(doc, key)) if isinstance(doc, dict) else None
+        except ValueError as err:  # a malformed component entry: say which, never drop it
+            return _Verdict(Status.ERROR, [f"{key!r}: {err}: {answer.excerpt(200)}"])
         if deps is None:
             if problems:  # a failing status says enough, whatever the body is
                 return _verdict(problems)
@@ -217,12 +232,15 @@ def probe_version(check: VersionCheck, ctx: ProbeContext) -> ProbeResult:
             if actual is None:
                 return _Verdict(Status.ERROR, [f"answer has no {key!r}: {answer.excerpt(200)}"])
             actual = str(actual).strip()
-            value[key] = {"expected": expected, "actual": actual}
+            # Stored under "version"/"commit" whatever the key: the record's versions.deployed
+            # reads them there.
+            label = "version" if key == check.version_key else "commit"
+            value[label] = {"expected": expected, "actual": actual, "field": key}
             if key == check.commit_key and key != check.version_key:
                 matched = _commit_match(expected, actual)
                 if matched == "prefix":
                     notes.append(f"commit {actual} matches {expected} by prefix")
-                value[key]["match"] = matched
+                value[label]["match"] = matched
                 ok = matched is not None
             else:
                 ok = actual == expected
@@ -448,7 +466,12 @@ def _lookup(doc: Any, key: str) -> Any:
 def _dependencies(raw: Any) -> dict[str, Any] | None:
     """Name -> status from ``{"db": "ok"}``, ``{"db": {"status": "ok"}}`` or a list of those."""
     if isinstance(raw, list):
-        raw = {str(d.get("name")): d for d in raw if isinstance(d, dict) and "name" in d}
+        named = {}
+        for index, entry in enumerate(raw):
+            if not isinstance(entry, dict) or not entry.get("name"):
+                raise ValueError(f"entry {index} has no name ({str(entry)[:80]})")
+            named[str(entry["name"])] = entry
+        raw = named
     if not isinstance(raw, dict):
         return None
     return {str(n): s.get("status") if isinstance(s, dict) else s for n, s in raw.items()}
