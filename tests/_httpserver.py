@@ -153,3 +153,19 @@ class RawServer:
         self.stopped.set()
         self._thread.join(timeout=5)
         self._sock.close()
+
+
+def http_check(path: str = "/api", **fields: Any) -> Any:
+    """A spec ``http`` check (releasegate.spec.HttpCheck) for probe tests; ``request`` fields
+    other than the path go in ``fields["request"]``."""
+    from releasegate.spec import HttpCheck
+
+    return HttpCheck.model_validate(
+        {
+            "name": "api",
+            "type": "http",
+            "phases": ["t0h"],
+            "request": {"path": path, **fields.pop("request", {})},
+            **fields,
+        }
+    )

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from _httpserver import LocalServer, RawServer, json_response
+from _httpserver import LocalServer, RawServer, http_check, json_response
 from releasegate import __version__
 from releasegate.errors import ProbeError, TargetRefused
 from releasegate.model import Status
 from releasegate.probes.base import ProbeContext, ProbeResult
 from releasegate.probes.http import probe_http, probe_liveness
-from releasegate.spec import HttpCheck, LivenessCheck, Spec
+from releasegate.spec import LivenessCheck, Spec
 from releasegate.target import USER_AGENT, TargetClient
 
 MiB = 1024 * 1024
@@ -53,16 +53,7 @@ def context(
 def http(
     base_url: str, path: str = "/api", ctx: ProbeContext | None = None, **fields: Any
 ) -> ProbeResult:
-    check = HttpCheck.model_validate(
-        {
-            "name": "api",
-            "type": "http",
-            "phases": ["t0h"],
-            "request": {"path": path, **fields.pop("request", {})},
-            **fields,
-        }
-    )
-    return probe_http(check, ctx or context(base_url))
+    return probe_http(http_check(path, **fields), ctx or context(base_url))
 
 
 def details(result: ProbeResult) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from _httpserver import LocalServer, closed_port_url, json_response
+from _httpserver import LocalServer, closed_port_url, http_check, json_response
 from releasegate.model import Status
 from releasegate.probes.base import ProbeContext, ProbeResult, run_check
 from releasegate.probes.http import probe_http, probe_liveness, probe_readiness, probe_version
@@ -34,16 +34,7 @@ def context(base_url: str, timeout_s: float = 2.0, **deployment: Any) -> ProbeCo
 def http(
     server: LocalServer, path: str = "/api", ctx: ProbeContext | None = None, **fields: Any
 ) -> ProbeResult:
-    check = HttpCheck.model_validate(
-        {
-            "name": "api",
-            "type": "http",
-            "phases": ["t0h"],
-            "request": {"path": path, **fields.pop("request", {})},
-            **fields,
-        }
-    )
-    return probe_http(check, ctx or context(server.url))
+    return probe_http(http_check(path, **fields), ctx or context(server.url))
 
 
 def evidence(result: ProbeResult) -> dict[str, Any]:
