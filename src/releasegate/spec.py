@@ -234,8 +234,21 @@ class CheckBase(Strict):
     on_fail: Action | None = None
     description: str = ""
     skip_if: SkipIf | None = None
+    timeout: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 86400,
+        allow_inf_nan=False,
+        description="The check's own deadline (seconds, or 90s / 30m): past it the check is an"
+        " ERROR. Default by kind: smoke 60s, db 2m, slo 10m, canary 15m, load and chaos 30m.",
+    )
 
     kind: str = Field("smoke", json_schema_extra={"enum": list(KINDS)})
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float | None:
+        return None if value is None else duration_s(value)
 
     @field_validator("kind")
     @classmethod
@@ -440,6 +453,13 @@ class Spec(Strict):
     hooks: list[CommandHook] = Field(default_factory=list)
     databases: dict[str, Database] = Field(
         default_factory=dict, description="Databases the DB checks read, by name (main first)."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Where gate traffic may go besides loopback: host names (exact, or"
+        " *.example.com), IP addresses or networks (10.0.0.0/8). HTTP targets and each redirect"
+        " hop, database hosts and hooks' webhooks are checked against it; empty means loopback"
+        " only.",
     )
 
     @model_validator(mode="after")
