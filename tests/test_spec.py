@@ -87,10 +87,11 @@ def test_secret_variables_are_registered_for_redaction(tmp_path: Path) -> None:
         ),
         (
             # Suggestions come from the keys of this check type, not the whole spec.
-            "checks:\n  - {name: a, type: liveness, phases: [t24h], timeout_s: 3,"
-            " severty: major}\n",
+            "checks:\n  - {name: a, type: liveness, phases: [t24h], verify_tls: false,"
+            " timeout_s: 3, severty: major}\n",
             [
-                "checks[0].timeout_s: unknown key 'timeout_s'. It is not a key here",
+                "checks[0].verify_tls: unknown key 'verify_tls'. It is not a key here",
+                "checks[0].timeout_s: unknown key 'timeout_s'. Did you mean 'timeout'?",
                 "checks[0].severty: unknown key 'severty'. Did you mean 'severity'?",
             ],
         ),
