@@ -544,3 +544,99 @@ def test_a_proxy_from_the_environment_never_gets_loopback_traffic(
 
     assert result.status is Status.PASSED, result.reason
     assert TargetClient("http://127.0.0.1:8000").session.trust_env is False
+
+
+VERSION_SOURCES = [
+    # (route answer, version_from, commit_from)
+    (
+        lambda request: Response("ok", headers={"X-App-Version": "4.2.0", "X-Commit": SHA}),
+        {"header": "X-App-Version"},
+        {"header": "x-commit"},
+    ),
+    (
+        lambda request: json_response({"build": {"info": [{"v": "4.2.0", "git": {"sha": SHA}}]}}),
+        {"jsonpath": "$.build.info[0].v"},
+        {"jsonpath": "$.build.info[0].git.sha"},
+    ),
+    (
+        lambda request: Response(f"shop v4.2.0 (build {SHA[:12]}) up 3d\n", mimetype="text/plain"),
+        {"regex": r"\bv(\d+\.\d+\.\d+)\b"},
+        {"regex": r"build ([0-9a-f]{7,40})"},
+    ),
+    (
+        lambda request: Response(f"<html><p>4.2.0</p><p>{SHA}</p></html>", mimetype="text/html"),
+        {"regex": r"\d+\.\d+\.\d+"},  # no group: the whole match
+        {"regex": r"[0-9a-f]{40}"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("answer", "version_from", "commit_from"), VERSION_SOURCES)
+@pytest.mark.parametrize("deployed", ["4.2.0", "4.1.9"])
+def test_the_version_is_read_from_a_header_a_jsonpath_or_a_regex(
+    server: LocalServer,
+    answer: Any,
+    version_from: dict[str, str],
+    commit_from: dict[str, str],
+    deployed: str,
+) -> None:
+    from releasegate.model import CheckInfo, Outcome
+    from releasegate.record import deployed_versions
+
+    server.route("/about", answer)
+    check = version(path="/about", version_from=version_from, commit_from=commit_from)
+    result = probe_version(check, context(server.url, version=deployed, commit=SHA))
+
+    # The expected version is 4.2.0 or not: the same answer passes or fails by it alone.
+    assert result.status is (Status.PASSED if deployed == "4.2.0" else Status.FAILED), result.reason
+    outcome = Outcome(CheckInfo("version", "smoke"), result.status, evidence=result.evidence)
+    versions = deployed_versions((outcome,))
+    assert versions["deployed"] == "4.2.0"
+    assert SHA.startswith(versions["deployed_commit"])
+    if deployed != "4.2.0":
+        assert "'4.2.0', expected '4.1.9'" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("answer", "version_from", "message"),
+    [
+        (lambda request: Response("ok"), {"header": "X-App-Version"}, "no X-App-Version header"),
+        (lambda request: Response("v-none"), {"regex": r"v(\d+)"}, "matches nothing"),
+        (lambda request: Response("plain"), {"jsonpath": "$.v"}, "not a JSON object"),
+        (lambda request: json_response({"v": [1, 2]}), {"jsonpath": "$.v[*]"}, "2 values"),
+        (lambda request: json_response({"v": {"a": 1}}), {"key": "v"}, "has no 'v'"),
+    ],
+)
+def test_a_version_that_cannot_be_read_is_an_error(
+    server: LocalServer, answer: Any, version_from: dict[str, str], message: str
+) -> None:
+    server.route("/about", answer)
+    check = version(path="/about", version_from=version_from)
+    result = probe_version(check, context(server.url, version="1.0.0"))
+
+    assert result.status is Status.ERROR
+    assert message in result.reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"version_from": {}}, "give exactly one of key, jsonpath, header or regex"),
+        (
+            {"version_from": {"header": "X-V", "regex": "v(.*)"}},
+            "give exactly one of key, jsonpath, header or regex (got header, regex)",
+        ),
+        ({"version_from": {"regex": "v(("}}, "is not a valid regular expression"),
+        ({"version_from": {"regex": "(a)(b)"}}, "has several groups"),
+        ({"version_from": {"jsonpath": "$..[?("}}, "is not a valid JSONPath"),
+        ({"version_key": "v", "version_from": {"header": "X-V"}}, "version_key or version_from"),
+    ],
+)
+def test_a_version_source_is_checked_when_the_spec_loads(
+    fields: dict[str, Any], message: str
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        version(**fields)
+    assert message in str(err.value)

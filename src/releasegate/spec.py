@@ -315,14 +315,69 @@ class ReadinessCheck(CheckBase):
     retry: Retry | None = None
 
 
+class ReadFrom(Strict):
+    """Where in an answer a value is: exactly one of a JSON key, a JSONPath, a header or a
+    regular expression over the text body (its first group if it has one, else the match)."""
+
+    key: str | None = Field(None, min_length=1, description="JSON key or dotted path (a.b).")
+    jsonpath: str | None = Field(None, min_length=1, description="JSONPath, e.g. $.build.sha.")
+    header: str | None = Field(None, min_length=1, description="Response header name.")
+    regex: str | None = Field(None, min_length=1, description="Regex over the text body.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ReadFrom:
+        given = [name for name in ("key", "jsonpath", "header", "regex") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of key, jsonpath, header or regex"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.jsonpath is not None:
+            check_jsonpath(self.jsonpath)
+        if self.regex is not None:
+            check_regex(self.regex)
+            if re.compile(self.regex).groups > 1:
+                raise ValueError(f"regex {self.regex!r} has several groups: keep one, or none")
+        return self
+
+    @property
+    def needs_json(self) -> bool:
+        return self.key is not None or self.jsonpath is not None
+
+    def describe(self) -> str:
+        if self.header is not None:
+            return f"header {self.header}"
+        if self.regex is not None:
+            return f"regex {self.regex}"
+        return str(self.jsonpath or self.key)
+
+
 class VersionCheck(CheckBase):
     """GET the version endpoint; the deployed version/commit must equal the expected one."""
 
     type: Literal["version"]
     path: str = Field("/version", pattern=r"^/")
-    version_key: str = "version"
-    commit_key: str = "commit"
+    version_key: str = Field("version", description="Shorthand for version_from: {key: ...}.")
+    commit_key: str = Field("commit", description="Shorthand for commit_from: {key: ...}.")
+    version_from: ReadFrom | None = Field(
+        None, description="Where the version is: {key|jsonpath|header|regex: ...}."
+    )
+    commit_from: ReadFrom | None = Field(
+        None, description="Where the commit is: {key|jsonpath|header|regex: ...}."
+    )
     retry: Retry | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VersionCheck:
+        for what in ("version", "commit"):
+            if getattr(self, f"{what}_from") is not None and f"{what}_key" in self.model_fields_set:
+                raise ValueError(f"give {what}_key or {what}_from, not both")
+        return self
+
+    def source(self, what: Literal["version", "commit"]) -> ReadFrom:
+        """Where ``what`` is read from (``*_key`` when no ``*_from`` is given)."""
+        given: ReadFrom | None = getattr(self, f"{what}_from")
+        return given if given is not None else ReadFrom(key=getattr(self, f"{what}_key"))
 
 
 class FuzzEndpoint(Strict):

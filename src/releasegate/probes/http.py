@@ -22,10 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from .. import deadlines
 from ..errors import ProbeError, TargetRefused
 from ..model import Evidence, Limit, Status
 from ..redact import MASK, is_secret_key, redact_text, redact_value
-from ..spec import Expect, HttpCheck, LivenessCheck, ReadinessCheck, Retry, VersionCheck
+from ..spec import (
+    Expect,
+    HttpCheck,
+    LivenessCheck,
+    ReadFrom,
+    ReadinessCheck,
+    Retry,
+    VersionCheck,
+)
 from ..target import Timed
 from .base import ProbeContext, ProbeResult
 
@@ -203,40 +212,41 @@ def probe_readiness(check: ReadinessCheck, ctx: ProbeContext) -> ProbeResult:
 
 
 def probe_version(check: VersionCheck, ctx: ProbeContext) -> ProbeResult:
-    """GET the version path; the version and commit must be the ones the spec declares."""
+    """GET the version path; the version and commit must be the ones the spec declares.
+
+    Each is read where the check says (``version_from``/``commit_from``: a JSON key, a
+    JSONPath, a header or a regex over a text body), and whatever the source, the record
+    keeps the deployed value under ``version``/``commit``.
+    """
     deployment = ctx.spec.deployment
-    want: dict[str, str] = {}
+    want: dict[str, tuple[str, ReadFrom]] = {}
     if deployment.version is not None:
-        want[check.version_key] = deployment.version
+        want["version"] = (deployment.version, check.source("version"))
     if deployment.commit is not None:
-        want[check.commit_key] = deployment.commit
+        want["commit"] = (deployment.commit, check.source("commit"))
     call = _Call("GET", check.path)
     if not want:
         reason = "the spec declares no deployment.version or deployment.commit to compare with"
         return ProbeResult.error(reason, Evidence(_measured(call), None, None, reason))
-    threshold = "; ".join(f"{k} == {v!r}" for k, v in want.items())
-    if check.commit_key in want:
+    threshold = "; ".join(f"{src.describe()} == {v!r}" for v, src in want.values())
+    if "commit" in want:
         threshold += f" (or a common prefix of at least {MIN_COMMIT_PREFIX} characters)"
 
     def judge(answer: _Answer) -> _Verdict:
         if not _ok(answer.status):
             return _Verdict(Status.ERROR, [f"status {answer.status}, no version to read"])
-        doc = answer.json()
-        if not isinstance(doc, dict):
-            return _Verdict(Status.ERROR, [f"body is not a JSON object: {answer.excerpt(200)}"])
         problems: list[str] = []
         value: dict[str, Any] = {}
         notes: list[str] = []
-        for key, expected in want.items():
-            actual = _lookup(doc, key)
+        for label, (expected, source) in want.items():
+            actual, missing = _read(answer, source)
             if actual is None:
-                return _Verdict(Status.ERROR, [f"answer has no {key!r}: {answer.excerpt(200)}"])
-            actual = str(actual).strip()
-            # Stored under "version"/"commit" whatever the key: the record's versions.deployed
-            # reads them there.
-            label = "version" if key == check.version_key else "commit"
-            value[label] = {"expected": expected, "actual": actual, "field": key}
-            if key == check.commit_key and key != check.version_key:
+                return _Verdict(Status.ERROR, [missing])
+            where = source.describe()
+            # Stored under "version"/"commit" whatever the source: the record's
+            # versions.deployed reads them there.
+            value[label] = {"expected": expected, "actual": actual, "field": where}
+            if label == "commit":
                 matched = _commit_match(expected, actual)
                 if matched == "prefix":
                     notes.append(f"commit {actual} matches {expected} by prefix")
@@ -245,12 +255,49 @@ def probe_version(check: VersionCheck, ctx: ProbeContext) -> ProbeResult:
             else:
                 ok = actual == expected
             if not ok:
-                problems.append(f"{key} is {actual!r}, expected {expected!r}")
+                problems.append(f"{where} is {actual!r}, expected {expected!r}")
         verdict = _verdict(problems, value)
         verdict.note = "; ".join(notes)
         return verdict
 
     return _run(ctx, call, judge, check.retry, threshold)
+
+
+def _read(answer: _Answer, source: ReadFrom) -> tuple[str | None, str]:
+    """The value ``source`` names in ``answer`` (stripped), or None and why it is missing."""
+    if source.header is not None:
+        found = answer.response.headers.get(source.header)
+        if found is None or not found.strip():
+            return None, f"answer has no {source.header} header"
+        return found.strip(), ""
+    if source.regex is not None:
+        match = _regex(source.regex).search(answer.text())
+        if match is None:
+            return None, f"regex {source.regex!r} matches nothing in {answer.excerpt(200)!r}"
+        found = match.group(1) if match.re.groups else match.group(0)
+        if found is None or not found.strip():
+            return None, f"regex {source.regex!r} matched, but its group is empty"
+        return found.strip(), ""
+    doc = answer.json()
+    if doc is _NOT_JSON or not isinstance(doc, (dict, list)):
+        return None, f"body is not a JSON object: {answer.excerpt(200)}"
+    if source.jsonpath is not None:
+        matches = [m.value for m in _jsonpath(source.jsonpath).find(doc)]
+        if len(matches) != 1 or isinstance(matches[0], (dict, list)) or matches[0] is None:
+            what = (
+                "nothing"
+                if not matches
+                else f"{len(matches)} values"
+                if len(matches) > 1
+                else "no scalar"
+            )
+            return None, f"{source.jsonpath} selects {what} in {answer.excerpt(200)}"
+        return str(matches[0]).strip(), ""
+    assert source.key is not None
+    found = _lookup(doc, source.key)
+    if found is None or isinstance(found, (dict, list)):
+        return None, f"answer has no {source.key!r}: {answer.excerpt(200)}"
+    return str(found).strip(), ""
 
 
 def _commit_match(expected: str, actual: str) -> str | None:
@@ -306,7 +353,8 @@ def _attempt(
     Every attempt shares the retry deadline: none starts after it, and each one's own total
     deadline (``timeout_s``) is cut short so that it cannot run past it either.
     """
-    deadline = time.monotonic() + retry.deadline_s if retry else None
+    # No attempt, and no wait between attempts, outlasts the check's own deadline either.
+    deadline = deadlines.earliest(time.monotonic() + retry.deadline_s if retry else None)
     delay = retry.backoff_s if retry else 0.0
     max_body_bytes = call.max_body_bytes or ctx.spec.target.max_body_bytes
     attempts = 0
