@@ -4,6 +4,7 @@ and afterwards nothing changed: the same rows, no new table, no new file under /
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -305,3 +306,45 @@ def test_mariadb_sessions_are_read_only_at_the_server(scratch_db: ScratchDb) -> 
 def teardown_module() -> None:
     for path in new_files():  # never expected; do not leave them behind if a test failed
         os.unlink(path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///app.db",
+        "postgresql+psycopg://gate@127.0.0.1/test",
+        "mysql+pymysql://root@127.0.0.1/test",
+        "mariadb+pymysql://root@127.0.0.1/test",
+    ],
+)
+def test_validate_refuses_at_load_what_the_guard_refuses_at_run(tmp_path: Path, url: str) -> None:
+    """`releasegate validate` and the run agree: every corpus query the guard refuses on a
+    backend makes the spec invalid, naming the check's line; every other one loads."""
+    from releasegate.errors import SpecError
+    from releasegate.loader import load_spec
+    from releasegate.spec_db import backend_of
+
+    backend = backend_of(url)
+    assert backend is not None
+    refused_at_load = 0
+    for index, attack in enumerate(ATTACKS):
+        query = attack.replace(OUT, f"/tmp/{TAG}_{index}")
+        path = tmp_path / f"spec{index}.yaml"
+        path.write_text(
+            "version: 1\ndeployment: {name: shop}\ntarget: {base_url: demo://}\n"
+            f"databases: {{main: {{url: '{url}'}}}}\n"
+            "checks:\n"
+            "  - name: q\n    type: sql\n    phases: [t24h]\n    max: 0\n"
+            f"    query: {json.dumps(query)}\n"
+        )
+        try:
+            guard_read_query(query, backend)
+        except ProbeError as err:
+            with pytest.raises(SpecError) as refused:
+                load_spec(path)
+            assert f"{path}:6: checks[0]: its query: " in str(refused.value)
+            assert str(err) in str(refused.value)
+            refused_at_load += 1
+        else:
+            load_spec(path)
+    assert refused_at_load >= 25

@@ -370,7 +370,7 @@ def test_an_unset_variable_names_the_variable_and_the_line(tmp_path: Path) -> No
         (
             "{path: /, json: {a: 1}, body: x}",
             "{}",
-            "checks[0].request: Value error, json and body are both given",
+            "checks[0].request: json and body are both given",
         ),
     ],
 )

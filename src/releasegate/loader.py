@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from . import redact
+from . import redact, spec_db
 from .errors import SpecError
 from .spec import Spec
 
@@ -461,6 +461,8 @@ def _clean_loc(loc: tuple[int | str, ...], raw: Any) -> tuple[int | str, ...]:
             # a tag (discriminator value or model name), or a key that is missing
             if part in ("function-after", "function-before") or not clean or part != loc[-1]:
                 continue
+            if node.get("type") == part:  # the check's own type tag: its validator spoke
+                continue
             clean.append(part)
         else:
             clean.append(part)
@@ -512,7 +514,14 @@ def format_validation_error(
                 names = re.findall(r"'([^']*)'", str(problem.get("ctx", {}).get("expected", "")))
                 close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-            lines.append(f"  {at}{where}: {problem['msg']} (got {shown}).{hint}")
+            message = str(problem["msg"])
+            if kind == "value_error":
+                message = message.removeprefix("Value error, ")
+            if isinstance(value, dict) and kind == "value_error":
+                # The line points at the mapping; its contents would only repeat the spec.
+                lines.append(f"  {at}{where}: {message}.{hint}")
+            else:
+                lines.append(f"  {at}{where}: {message} (got {shown}).{hint}")
     return "\n".join(lines)
 
 
@@ -594,7 +603,8 @@ def _load(spec_path: Path, env: Mapping[str, str]) -> LoadedSpec:
         )
     resolved = _walk(raw, env, (), spec_path, root)
     try:
-        spec = Spec.model_validate(resolved)
+        backends = spec_db.backends_of(resolved.get("databases"))
+        spec = Spec.model_validate(resolved, context={spec_db.DB_BACKENDS: backends})
     except ValidationError as err:
         try:
             message = format_validation_error(err, spec_path, raw, root)

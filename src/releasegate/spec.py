@@ -10,12 +10,19 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from . import checktypes, spec_db
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
-from .spec_db import Database
+from .spec_db import DB_BACKENDS, Database
 
 Verdicts = Literal["GO", "CONDITIONAL GO", "NO-GO", "INCONCLUSIVE"]
 _ROLLBACK_ON: tuple[Verdicts, ...] = ("NO-GO", "INCONCLUSIVE")
@@ -522,6 +529,24 @@ class Spec(Strict):
         problem = spec_db.unknown_database(self.checks, self.databases)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _read_only_queries(self, info: ValidationInfo) -> Spec:
+        """A ``sql`` check's query is refused at load, not at 3 a.m., if it is not one SELECT.
+
+        The loader passes the databases' backends as validation context, and each check's
+        query is judged where it stands (its own line in the error); without it, here.
+        """
+        if isinstance(info.context, dict) and DB_BACKENDS in info.context:
+            return self
+        backends = {name: spec_db.backend_of(db.url) for name, db in self.databases.items()}
+        for index, check in enumerate(self.checks):
+            query = getattr(check, "query", None)
+            if isinstance(check, (SqlCheck, MigrationHeadCheck)) and query is not None:
+                problem = spec_db.refused_query(query, backends.get(check.database))
+                if problem:
+                    raise ValueError(f"checks[{index}].query ({check.name}): {problem}")
         return self
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .phases import Phase
 
@@ -20,6 +20,8 @@ IDENT = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
 COLUMN = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 
 DEFAULT_DATABASE = "main"
+# Validation context key: the backend (sqlite, postgresql, ...) of each declared database.
+DB_BACKENDS = "db_backends"
 
 
 class _Strict(BaseModel):
@@ -213,6 +215,18 @@ class SchemaDriftFields(DbFields):
     )
 
 
+def _query_is_one_select(fields: Any, info: ValidationInfo) -> Any:
+    """A check's own query must be one SELECT the query guard accepts, or the spec does not
+    load. The loader names each database's backend (validation context)."""
+    query = getattr(fields, "query", None)
+    if isinstance(info.context, dict) and query is not None:
+        backends = info.context.get(DB_BACKENDS, {})
+        problem = refused_query(query, backends.get(fields.database))
+        if problem:
+            raise ValueError(f"its query: {problem}")
+    return fields
+
+
 class MigrationHeadFields(DbFields):
     type: Literal["migration_head"]
     expected: list[str] = Field(min_length=1, description="Expected revision(s).")
@@ -221,6 +235,7 @@ class MigrationHeadFields(DbFields):
     )
 
     _lists = field_validator("expected", mode="before")(_as_list)
+    _one_select = model_validator(mode="after")(_query_is_one_select)
 
 
 class SqlFields(DbFields):
@@ -229,10 +244,45 @@ class SqlFields(DbFields):
     min: float | None = Field(None, description="The number must be >= this.")
     max: float | None = Field(None, description="The number must be <= this.")
 
+    _one_select = model_validator(mode="after")(_query_is_one_select)
+
     @model_validator(mode="after")
     def _bounds(self) -> SqlFields:
         _check_bounds(self.min, self.max, "the query's number")
         return self
+
+
+def refused_query(query: str, backend: str | None) -> str | None:
+    """Why ``query`` may not run on ``backend`` (the query guard's reason), or None."""
+    if backend is None:
+        return None  # an unknown database is named elsewhere
+    from .db.readonly import guard_read_query  # sqlglot: imported for specs with SQL only
+    from .errors import ProbeError
+
+    try:
+        guard_read_query(query, backend)
+    except ProbeError as err:
+        return str(err)
+    return None
+
+
+def backends_of(raw_databases: Any) -> dict[str, str | None]:
+    """Each declared database's backend, from the spec's raw ``databases`` mapping."""
+    if not isinstance(raw_databases, dict):
+        return {}
+    return {
+        str(name): backend_of(db["url"])
+        for name, db in raw_databases.items()
+        if isinstance(db, dict) and isinstance(db.get("url"), str)
+    }
+
+
+def backend_of(url: str) -> str | None:
+    """The SQL dialect family of a database URL (sqlite, postgresql, mysql, mariadb), if known."""
+    if url == "demo://":
+        return "sqlite"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return scheme if scheme in ("sqlite", "postgresql", "mysql", "mariadb") else None
 
 
 def unknown_database(checks: Sequence[Any], databases: Mapping[str, Database]) -> str | None:
