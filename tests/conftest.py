@@ -200,6 +200,7 @@ def db_check(scratch_db: ScratchDb, tmp_path: Path) -> Iterator[Callable[..., An
     from releasegate.phases import Phase
     from releasegate.probes import ProbeContext, run_check
     from releasegate.spec import Spec
+    from releasegate.spec_db import DB_BACKENDS
 
     contexts: list[Any] = []
 
@@ -213,7 +214,10 @@ def db_check(scratch_db: ScratchDb, tmp_path: Path) -> Iterator[Callable[..., An
                 "target": {"base_url": "http://127.0.0.1:9"},
                 "databases": {"main": {**main, **database}},
                 "checks": [{"phases": ["t24h"], **c} for c in checks],
-            }
+            },
+            # No backends named: the load-time query check stands aside, so that these tests
+            # reach the run-time guard and the server's read-only session behind it.
+            context={DB_BACKENDS: {}},
         )
         context = ProbeContext(spec=spec, target=None, phase=Phase.T24H, spec_dir=tmp_path)
         contexts.append(context)
