@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _adversarial import examples, tried
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ SEED_DATA: Any = yaml.safe_load(SEED)
 MAX_SECONDS = 2.0
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -43,6 +44,7 @@ def spec_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_or_refuse(path: Path, data: bytes) -> None:
     """Load ``data`` from ``path``: a spec or a SpecError, quickly; anything else fails the test."""
     path.write_bytes(data)
+    tried("specs")
     started = time.monotonic()
     try:
         load_spec(path, env={})
@@ -193,7 +195,7 @@ def replaced(node: Any, path: tuple[Any, ...], value: Any) -> Any:
     return node  # an earlier swap replaced what held this path
 
 
-@settings(FUZZ, max_examples=60)  # each example validates the whole real spec: slower
+@settings(FUZZ, max_examples=examples(60))  # each example validates the whole real spec: slower
 @given(st.lists(st.tuples(st.sampled_from(SEED_PATHS), WRONG_VALUES), min_size=1, max_size=4))
 def test_values_of_the_wrong_type_are_spec_errors(
     spec_file: Path, swaps: list[tuple[tuple[Any, ...], Any]]
