@@ -19,9 +19,10 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from _httpserver import LocalServer, RawServer, http_check, json_response
-from releasegate import __version__
+from releasegate import __version__, deadlines
 from releasegate.errors import ProbeError, TargetRefused
 from releasegate.model import Status
+from releasegate.netguard import Policy
 from releasegate.probes.base import ProbeContext, ProbeResult
 from releasegate.probes.http import probe_http, probe_liveness
 from releasegate.spec import LivenessCheck, Spec
@@ -110,6 +111,69 @@ def test_a_dripping_server_is_a_timeout_to_the_caller() -> None:
             client.get("/")
 
     assert isinstance(caught.value.__context__, requests.Timeout)
+
+
+def drip_tls_handshake(conn: Any, stopped: Any) -> None:
+    # A TLS record header announcing a 16 KiB handshake message, then its body, a byte every
+    # 0.5 s: the handshake never ends, the request must end at its deadline all the same.
+    record = b"\x16\x03\x03\x40\x00" + b"\x02" * 16384
+    for byte in record:
+        if stopped.wait(0.5):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def test_a_dripped_tls_handshake_cannot_keep_a_request_past_its_deadline() -> None:
+    with RawServer(drip_tls_handshake) as raw:
+        client = TargetClient(raw.url.replace("http://", "https://"), timeout_s=2.0)
+        started = time.monotonic()
+        with pytest.raises(ProbeError, match="did not complete within 2s"):
+            client.get("/")
+        elapsed = time.monotonic() - started
+
+    assert 1.9 <= elapsed < 3.0
+
+
+def drip_connect_answer(conn: Any, stopped: Any) -> None:
+    # A proxy that answers CONNECT a byte at a time, never finishing its status line.
+    for byte in b"HTTP/1.1 200 Connection established" + b" " * 1000:
+        if stopped.wait(0.5):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def test_a_dripping_proxy_cannot_keep_a_tls_connection_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The CONNECT answer is read before the TLS handshake, a socket read at a time (each
+    # getting a byte before its timeout): only the deadline's watch ends it.
+    with RawServer(drip_connect_answer) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        client = TargetClient(
+            "https://shop.test", timeout_s=2.0, policy=Policy.from_hosts(["shop.test"])
+        )
+        started = time.monotonic()
+        with pytest.raises(ProbeError, match="did not complete within 2s"):
+            client.get("/")
+        elapsed = time.monotonic() - started
+
+    assert 1.9 <= elapsed < 3.0
+
+
+def test_a_request_ends_by_the_checks_deadline() -> None:
+    with RawServer(drip_body) as raw:
+        client = TargetClient(raw.url, timeout_s=30.0)
+        started = time.monotonic()
+        with deadlines.within(1.0), pytest.raises(ProbeError, match="the check's deadline"):
+            client.get("/")
+        elapsed = time.monotonic() - started
+        # A retry deadline earlier than the check's is the one that cuts.
+        with deadlines.within(5.0), pytest.raises(ProbeError, match="the retry deadline"):
+            client.get("/", deadline=time.monotonic() + 0.3)
+
+    assert 0.9 <= elapsed < 2.0
 
 
 # --- size ---------------------------------------------------------------------------------

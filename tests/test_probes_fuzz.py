@@ -12,6 +12,7 @@ from werkzeug.wrappers import Request, Response
 
 from _httpserver import LocalServer, closed_port_url
 from releasegate.model import Status
+from releasegate.netguard import Policy
 from releasegate.probes.base import ProbeContext, ProbeResult
 from releasegate.probes.fuzz import probe_bad_input
 from releasegate.spec import BadInputCheck, Spec
@@ -37,8 +38,12 @@ def fuzz(base_url: str, *paths: str, allow_remote_fuzz: bool = False, **fields: 
         }
     )
     spec = Spec.model_validate({"deployment": {"name": "shop"}, "target": {"base_url": base_url}})
+    # Gate traffic may reach the target (allowed_hosts); fuzzing still needs loopback.
+    policy = Policy.from_hosts([base_url.split("//", 1)[1].split(":", 1)[0]])
     ctx = ProbeContext(
-        spec=spec, target=TargetClient(base_url=base_url), allow_remote_fuzz=allow_remote_fuzz
+        spec=spec,
+        target=TargetClient(base_url=base_url, policy=policy),
+        allow_remote_fuzz=allow_remote_fuzz,
     )
     return probe_bad_input(check, ctx)
 

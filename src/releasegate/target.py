@@ -13,21 +13,32 @@ Every request is bounded, whatever the server does:
 * **Where.** Paths are joined to the base URL here, never parsed as URLs by requests: an
   absolute URL, ``//host`` or a backslash is refused (``TargetRefused``) unless it names the
   target's own origin. Redirects are not followed unless asked (``follow_redirects``); then at
-  most ``MAX_REDIRECTS`` hops, each checked by the loopback guard, and a hop to another origin
-  carries none of the configured headers, no cookies, no credentials and never a body.
+  most ``MAX_REDIRECTS`` hops, and a hop to another origin carries none of the configured
+  headers, no cookies, no credentials and never a body.
+* **Allowed hosts.** The client's ``netguard.Policy`` (the spec's ``allowed_hosts``) judges the
+  base and baseline URLs, every absolute URL and redirect hop as urllib3 parses it (early,
+  clear errors), and every connection as it is made: the host the socket would dial (target or
+  proxy) is looked up once, every address judged, and the socket connects to a judged address
+  (no second lookup to rebind), while Host, TLS SNI and certificate checks keep the name. The
+  TLS handshake and a proxy's CONNECT answer end at the request's deadline too.
+* **The check's deadline.** A request made while a check runs ends by that check's deadline
+  (``deadlines.earliest``), whatever its own timeout.
 * **Who.** ``User-Agent: releasegate/<version>`` unless the target's headers set one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.client
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -35,8 +46,17 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+)
+from urllib3.util import parse_url
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from . import __version__, netguard
+from . import __version__, deadlines, netguard
 from .errors import ProbeError, TargetRefused
 from .redact import redact_text
 
@@ -124,59 +144,156 @@ def _bound(sock: Any) -> None:
         sock.__class__ = _DeadlineSSLSocket
 
 
-class _HTTPConnection(HTTPConnection):
+class _Watch:
+    """Shuts a socket down at the thread's deadline while a TLS connection is set up.
+
+    Until ``connect`` returns the socket is not yet under ``_DeadlineIO``: a proxy's CONNECT
+    answer is read a line at a time, each read with the whole timeout, and the handshake runs
+    inside OpenSSL. A server dripping bytes must not keep either past the request's deadline.
+    A duplicate of the socket is shut down (shutdown acts on the connection, whichever
+    descriptor asks), so the timer never touches a descriptor number reused later.
+    """
+
+    __slots__ = ("_sock", "_timer")
+
+    def __init__(self, sock: socket.socket, left: float) -> None:
+        self._sock = sock.dup()
+        self._timer = threading.Timer(left, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        self._timer.join()
+        self._sock.close()
+
+
+class _GuardedConnection(HTTPConnection):
+    """Dials only what ``policy`` allows, at the very address it judged (module doc).
+
+    urllib3 would look ``_dns_host`` (the target, or the proxy) up itself in
+    ``create_connection``; here it is looked up once, every address is judged, and the socket
+    connects to one of those addresses. ``self.host`` stays the name: Host header, TLS SNI and
+    certificate checks use it.
+    """
+
+    policy: ClassVar[netguard.Policy] = netguard.LOOPBACK
+
+    def _new_conn(self) -> socket.socket:
+        purpose = "gate traffic" if self.proxy is None else "gate traffic (to the proxy)"
+        timeout: Any = self.timeout
+        if timeout is _DEFAULT_TIMEOUT:
+            timeout = socket.getdefaulttimeout()
+        try:
+            infos = self.policy.resolve(self._dns_host, self.port, purpose, allowed_gai_family())
+            sock = netguard.dial(infos, timeout, self.source_address, self.socket_options or ())
+        except socket.gaierror as err:
+            raise NameResolutionError(self.host, self, err) from err
+        except TimeoutError as err:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={timeout})"
+            ) from err
+        except OSError as err:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {err}") from err
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
+
+
+class _HTTPConnection(_GuardedConnection):
     def connect(self) -> None:
         super().connect()
         _bound(self.sock)
 
 
-class _HTTPSConnection(HTTPSConnection):
+class _HTTPSConnection(_GuardedConnection, HTTPSConnection):
+    _watch: _Watch | None = None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        deadline: float | None = getattr(_state, "deadline", None)
+        if deadline is not None:
+            self._watch = _Watch(sock, deadline - time.monotonic())
+        return sock
+
     def connect(self) -> None:
-        super().connect()
+        try:
+            super().connect()
+        finally:
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                watch.stop()
         _bound(self.sock)
 
 
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+@functools.lru_cache(maxsize=32)
+def _pool_classes(policy: netguard.Policy) -> dict[str, type[HTTPConnectionPool]]:
+    """Pools whose connections are judged by ``policy`` (one set per policy)."""
 
+    class Plain(_HTTPConnection):
+        pass
 
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+    class Secure(_HTTPSConnection):
+        pass
 
+    Plain.policy = Secure.policy = policy
 
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+    class PlainPool(HTTPConnectionPool):
+        ConnectionCls = Plain
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = Secure
+
+    return {"http": PlainPool, "https": SecurePool}
 
 
 class _Adapter(HTTPAdapter):
-    """requests' adapter, with connections whose sockets honour the deadline."""
+    """requests' adapter, with connections that honour the deadline and the policy."""
+
+    def __init__(self, policy: netguard.Policy) -> None:
+        self.pool_classes = _pool_classes(policy)
+        super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
+        self.poolmanager.pool_classes_by_scheme = self.pool_classes
 
     def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+        if not str(proxy).lower().startswith(("http://", "https://")):
+            # A SOCKS proxy resolves and dials on its own: nothing here could judge where.
+            raise TargetRefused(
+                f"refusing to send gate traffic through the proxy {redact_text(str(proxy))}:"
+                " only http(s) proxies can be checked against allowed_hosts. Fix: unset"
+                " ALL_PROXY/HTTPS_PROXY for the gate, or use an http:// proxy"
+            )
         manager = super().proxy_manager_for(proxy, **kwargs)
-        if isinstance(manager, urllib3.PoolManager):  # not SOCKS: its pools are its own
-            manager.pool_classes_by_scheme = _POOLS
+        manager.pool_classes_by_scheme = self.pool_classes
         return manager
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port (the default one filled in) of ``url``."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    """Scheme, host and port (the default one filled in) of ``url`` as urllib3 parses it (the
+    parser requests sends with); empty for what it cannot parse."""
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
+        parts = parse_url(url)
+    except LocationParseError:
+        return "", "", None
+    scheme = (parts.scheme or "").lower()
+    port = parts.port if parts.port is not None else {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.host or "").lower(), port
 
 
 @dataclass
 class TargetClient:
-    """HTTP access to the target. One per process; connections are kept alive."""
+    """HTTP access to the target. One per process; connections are kept alive.
+
+    ``policy`` says where traffic may go (the spec's ``allowed_hosts``; loopback only by
+    default): the base and baseline URLs are checked here, each redirect hop before it is
+    followed, and every connection (to the target or to a proxy) when it is made.
+    """
 
     base_url: str
     timeout_s: float = 5.0
@@ -185,19 +302,20 @@ class TargetClient:
     baseline_url: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    policy: netguard.Policy = netguard.LOOPBACK
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self.session.headers.update(self.headers)
         if not any(name.lower() == "user-agent" for name in self.headers):
             self.session.headers["User-Agent"] = USER_AGENT
-        adapter = _Adapter()
+        adapter = _Adapter(self.policy)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        if netguard.loopback_only():
-            netguard.ensure_loopback(self.base_url, "gate traffic")
-        host = urlsplit(self.base_url).hostname or ""
-        if netguard.is_loopback_host(host):
+        host = self.policy.check_url(self.base_url, "gate traffic")
+        if self.baseline_url:
+            self.policy.check_url(self.baseline_url, "gate traffic (baseline_url)")
+        if netguard.is_loopback_literal(host):
             # An HTTP(S)_PROXY from the environment would send loopback traffic to the proxy,
             # whose own loopback is not ours; skipping the lookup also saves ~0.3 ms a request.
             self.session.trust_env = False
@@ -212,11 +330,15 @@ class TargetClient:
         head = path.split("?", 1)[0].split("#", 1)[0]
         if path.startswith("//") or ":" in head.split("/", 1)[0]:
             full = (urlsplit(self.base_url).scheme + ":" + path) if path.startswith("//") else path
-            if origin(full) != origin(self.base_url) or not urlsplit(full).hostname:
+            here = origin(full)
+            if here != origin(self.base_url) or not here[1]:
                 raise TargetRefused(
                     f"refusing {redact_text(path)[:200]!r}: a path must stay on the target"
                     f" ({redact_text(self.base_url)}); give a path such as /api/orders"
                 )
+            # The base URL's own host, judged in __post_init__; judged again all the same
+            # (cheap: no lookup for an address or an allowed name) should the spellings differ.
+            self.policy.check_url(full, "gate traffic")
             return full
         return self.base_url + "/" + path.lstrip("/")
 
@@ -245,8 +367,10 @@ class TargetClient:
         started = time.perf_counter()
         now = time.monotonic()
         until, why = now + budget, "total deadline"
+        given, deadline = deadline, deadlines.earliest(deadline)
         if deadline is not None and deadline < until:
-            until, why = deadline, "the retry deadline"
+            until = deadline
+            why = "the retry deadline" if deadline == given else "the check's deadline"
             budget = max(deadline - now, 0.0)
         limit = max_body_bytes or self.max_body_bytes
         outer = getattr(_state, "deadline", None), getattr(_state, "received", 0)
@@ -262,6 +386,13 @@ class TargetClient:
                 failure = _deadline_error(method, url, budget, why, err)
             else:
                 failure = _transport_error(method, url, err)
+        except ValueError as err:
+            # What cannot even be sent: credentials outside Latin-1, a control character in
+            # a URL (http.client), an invalid header value.
+            failure = ProbeError(
+                f"{method} {redact_text(url)}: cannot send the request"
+                f" ({redact_text(str(err) or type(err).__name__)[:200]})"
+            )
         finally:
             _state.deadline, _state.received = outer
         if failure is not None:
@@ -310,8 +441,7 @@ class TargetClient:
                     f"{method} {redact_text(url)}: redirect {status} to"
                     f" {redact_text(location)[:200]!r} is not an http(s) URL"
                 )
-            if netguard.loopback_only():
-                netguard.ensure_loopback(target, f"a redirect ({status} from {redact_text(url)})")
+            self.policy.check_url(target, f"a redirect ({status} from {redact_text(url)})")
             verb = str(previous.method)
             keeps_body = status in (307, 308)
             if not keeps_body and verb != "HEAD" and (status == 303 or verb == "POST"):

@@ -19,13 +19,28 @@ timeout has a client-side deadline behind it (see ``DbSession.errors``).
 
 The session always ends in a rollback. Any database error becomes a ``ProbeError`` whose text
 has the URL's password masked.
+
+Where a connection may go is the spec's ``allowed_hosts`` (``netguard``), judged when the engine
+is made, before any connection, on the parameters the driver will receive (the URL's host and
+port, and query parameters such as ``host=``, multi-host lists, ``hostaddr=``,
+``unix_socket=``). Every TCP host is looked up once and pinned: psycopg gets ``hostaddr=`` with
+each checked address beside ``host=<name>`` (TLS and authentication keep the name); PyMySQL
+connects over a socket dialed to the checked address. A unix socket is local: its path must be
+absolute and be a socket. Indirections that could send the connection elsewhere are refused:
+``service=``, ``servicefile=``, ``passfile=``, a conninfo string, option files
+(``read_default_file``), and ``PGSERVICE`` in the environment. A PostgreSQL URL without a host
+means the default unix socket: ``host`` and ``hostaddr`` are always passed, so ``PGHOST`` and
+``PGHOSTADDR`` from the environment never redirect it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +52,8 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import URL, Inspector, Row, make_url
 
-from ..errors import ProbeError
+from ..errors import ProbeError, TargetRefused
+from ..netguard import AddrInfo, Policy, dial, literal_address
 from ..redact import redact_text
 from ..spec_db import Database
 from .readonly import denied_function, guard_read_query
@@ -124,15 +140,175 @@ def engine_for(db: Database, state: DbState) -> Engine:
     key = url.render_as_string(hide_password=False)
     engine = state.engines.get(key)
     if engine is None:
+        args = _connect_args(url, db)
         try:
-            engine = create_engine(url, connect_args=_connect_args(url, db))
+            engine = create_engine(url, connect_args=args)
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as err:
             raise ProbeError(
                 redact_text(f"cannot use {shown_url(url)}: {err}. Fix: check the URL's driver")
             ) from None
+        _pin(engine, args, state.policy)
         event.listen(engine, "connect", _read_only_on_connect(url.get_backend_name(), db))
         state.engines[key] = engine
     return engine
+
+
+# Connection parameters that make the driver read where to connect from somewhere else.
+_PG_INDIRECT = ("service", "servicefile", "passfile", "conninfo", "dsn")
+_MYSQL_INDIRECT = ("read_default_file", "read_default_group")
+
+
+def _pin(engine: Engine, args: dict[str, Any], policy: Policy) -> None:
+    """Judge every host the driver would dial and make it dial the checked addresses
+    (module doc); ``TargetRefused`` or ``ProbeError`` before any connection is made."""
+    url = engine.url
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return
+    cargs, cparams = engine.dialect.create_connect_args(url)
+    cparams = {**cparams, **args}
+    shown = shown_url(url)
+    purpose = f"database traffic ({shown})"
+    if backend == "postgresql":
+        if any(cargs):
+            raise TargetRefused(f"{shown}: a conninfo string cannot be checked; use URL parts")
+        pins = _pg_pins(cparams, policy, purpose, shown, url.get_driver_name())
+        event.listen(engine, "do_connect", lambda _d, _r, _a, params: params.update(pins))
+    elif backend in ("mysql", "mariadb"):
+        _mysql_pins(engine, cparams, policy, purpose, shown)
+    else:
+        raise TargetRefused(
+            f"{shown}: releasegate checks where connections of sqlite, postgresql, mysql and"
+            f" mariadb databases go, not of {backend}"
+        )
+
+
+def _indirect(shown: str, keys: tuple[str, ...], cparams: dict[str, Any]) -> None:
+    for key in keys:
+        if key in cparams:
+            raise TargetRefused(
+                f"{shown}: {key}= is refused: it could send the connection somewhere the gate"
+                " cannot check. Fix: give host, port and credentials in the URL itself"
+            )
+
+
+def _resolve(policy: Policy, host: str, port: int | None, purpose: str) -> list[AddrInfo]:
+    try:
+        return policy.resolve(host, port, purpose)
+    except socket.gaierror as err:
+        raise ProbeError(
+            f"{purpose}: host {host!r} does not resolve ({err}). Fix: check the URL's host"
+        ) from None
+
+
+def _socket_file(path: str, shown: str) -> None:
+    """A unix socket is local; its path must be absolute and exist as a socket."""
+    if not os.path.isabs(path):
+        raise TargetRefused(f"{shown}: unix socket {path!r} must be an absolute path")
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        is_socket = False
+    if not is_socket:
+        raise ProbeError(
+            f"{shown}: no unix socket at {path}. Fix: check the path, and that the server runs"
+        )
+
+
+def _pg_pins(
+    cparams: dict[str, Any], policy: Policy, purpose: str, shown: str, driver: str
+) -> dict[str, Any]:
+    """``host``/``hostaddr``/``port`` for libpq: one entry per checked address."""
+    _indirect(shown, _PG_INDIRECT, cparams)
+    if os.environ.get("PGSERVICE"):
+        raise TargetRefused(
+            f"{shown}: PGSERVICE is set in the environment, and libpq would read where to"
+            " connect from its service file. Fix: unset PGSERVICE for the gate"
+        )
+
+    def split(key: str) -> list[str]:
+        value = cparams.get(key)
+        return [] if value is None or value == "" else str(value).split(",")
+
+    hosts, addrs, ports = split("host"), split("hostaddr"), split("port")
+    count = max(len(hosts), len(addrs), 1)
+    if (hosts and addrs and len(hosts) != len(addrs)) or len(ports) not in (0, 1, count):
+        raise ProbeError(
+            f"{shown}: {len(hosts)} host(s), {len(addrs)} hostaddr(s) and {len(ports)} port(s)"
+            " do not pair up. Fix: give one port, or one per host"
+        )
+    entries: list[tuple[str, str, str]] = []
+    for index in range(count):
+        host = hosts[index] if hosts else ""
+        addr = addrs[index] if addrs else ""
+        port = ports[index] if len(ports) == count else (ports[0] if ports else "")
+        if addr:
+            if literal_address(addr) is None:
+                raise TargetRefused(f"{shown}: hostaddr {addr!r} is not an IP address")
+            entries += [(host, _address(i), port) for i in _resolve(policy, addr, None, purpose)]
+        elif host.startswith("/"):
+            default_port = os.environ.get("PGPORT") or "5432"
+            _socket_file(os.path.join(host, f".s.PGSQL.{port or default_port}"), shown)
+            entries.append((host, "", port))
+        elif host.startswith("@"):
+            raise TargetRefused(f"{shown}: abstract socket {host!r} cannot be checked")
+        elif not host:
+            entries.append(("", "", port))  # the default unix socket: local
+        else:
+            for info in _resolve(policy, host, None, purpose):
+                if (host, _address(info), port) not in entries:
+                    entries.append((host, _address(info), port))
+    if driver not in ("psycopg", "psycopg2"):  # no libpq: no hostaddr, one host
+        if len(entries) > 1:
+            raise TargetRefused(f"{shown}: several hosts need the psycopg driver")
+        return {"host": entries[0][1]} if entries[0][1] else {}
+    pins = {"host": ",".join(e[0] for e in entries), "hostaddr": ",".join(e[1] for e in entries)}
+    if ports:
+        pins["port"] = ",".join(e[2] for e in entries)
+    return pins
+
+
+def _address(info: AddrInfo) -> str:
+    return str(info[4][0])
+
+
+def _mysql_pins(
+    engine: Engine, cparams: dict[str, Any], policy: Policy, purpose: str, shown: str
+) -> None:
+    """A unix socket is checked; a TCP host is resolved once and the driver dials the checked
+    address (PyMySQL: a socket handed over, the name kept for TLS; others: host=address)."""
+    _indirect(shown, _MYSQL_INDIRECT, cparams)
+    path = cparams.get("unix_socket")
+    if path:
+        _socket_file(str(path), shown)
+        return
+    host = str(cparams.get("host") or "localhost")
+    port = int(cparams.get("port") or 3306)
+    infos = _resolve(policy, host, port, purpose)
+    if engine.url.get_driver_name() != "pymysql":
+        event.listen(
+            engine, "do_connect", lambda _d, _r, _a, params: params.update(host=_address(infos[0]))
+        )
+        return
+    timeout = cparams.get("connect_timeout")
+    source = cparams.get("bind_address")
+
+    def connect(dialect: Any, _record: Any, cargs: list[Any], params: dict[str, Any]) -> Any:
+        module = dialect.loaded_dbapi
+        conn = module.connect(*cargs, **{**params, "defer_connect": True})
+        try:
+            sock = dial(infos, timeout, (source, 0) if source else None)
+        except OSError as err:
+            raise module.OperationalError(
+                2003, f"Can't connect to MySQL server on {host!r} ({err})"
+            ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        conn.host_info = f"socket {host}:{port}"
+        conn.connect(sock)
+        return conn
+
+    event.listen(engine, "do_connect", connect)
 
 
 def _read_only_on_connect(backend: str, db: Database) -> Callable[[Any, Any], None]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..netguard import LOOPBACK, Policy
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -21,7 +23,9 @@ class DbState:
     ``demo_db_path`` is the embedded demo target's SQLite file (what ``databases: url:
     demo://`` means), ``None`` when no demo target runs. ``engines`` holds one engine per
     resolved URL, created on first use and closed by ``dispose_engines`` at the end.
+    ``policy`` is where connections may go (the spec's ``allowed_hosts``; loopback only).
     """
 
     demo_db_path: Path | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
+    policy: Policy = LOOPBACK

@@ -1,7 +1,9 @@
 """Run the demo target: ``python -m releasegate.demo.server --port 0 --db demo.sqlite3``.
 
-Once listening it prints one JSON line, ``{"url": ..., "pid": ...}``, to stdout; it serves
-until SIGTERM or SIGINT and then exits 0. Usage errors exit 2 with a one-line message.
+Once listening it prints one JSON line, ``{"url": ..., "pid": ..., "fault_seed": ...,
+"log_file": ...}``, to stdout; it serves until SIGTERM or SIGINT and then exits 0. Usage errors
+exit 2 with a one-line message. While it serves, a thread sends it background traffic
+(``--traffic-rps``, 0 for none) and it writes an application log (``--log-file``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from types import FrameType
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..errors import ReleasegateError, TargetRefused
-from ..netguard import ensure_loopback, is_loopback_host
+from ..netguard import LOOPBACK, is_loopback_host
 from .app import DemoApp, RedisAddress
+from .applog import DEFAULT_MAX_BYTES, AppLog
 from .data import create_database
-from .faults import FAULTS, Faults, parse_fault
+from .faults import FAULTS, Faults, fresh_seed, parse_fault, parse_seed
+from .traffic import DEFAULT_RPS, MAX_RPS, Traffic
+from .window import DEFAULT_WINDOW_S
 
 PROG = "python -m releasegate.demo.server"
 
@@ -40,6 +45,41 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _seed(text: str) -> int:
+    try:
+        return parse_seed(text)
+    except ReleasegateError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _rps(text: str) -> float:
+    try:
+        rps = float(text)
+    except ValueError:
+        rps = -1.0
+    if not 0 <= rps <= MAX_RPS:  # also rejects NaN
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate: use 0..{MAX_RPS:.0f} requests a second (0 = no traffic)"
+        )
+    return rps
+
+
+def _size(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (0 = never rotate)")
+    return int(text)
+
+
+def _window(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a window: use 0 < seconds <= 3600")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Serve the releasegate demo target.")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
@@ -53,6 +93,42 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="inject a fault; repeatable. "
         + "; ".join(f"{name}: {text}" for name, text in FAULTS.items()),
+    )
+    parser.add_argument(
+        "--fault-seed",
+        type=_seed,
+        metavar="N",
+        help="seed of the random faults (error_rate, latency_jitter_ms); default: a fresh one,"
+        " reported at start and by GET /_faults",
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="application log (default: demo.log next to --db)",
+    )
+    parser.add_argument(
+        "--log-max-bytes",
+        type=_size,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"rotate the log by rename past N bytes, keeping 3 (default {DEFAULT_MAX_BYTES};"
+        " 0 = never)",
+    )
+    parser.add_argument(
+        "--traffic-rps",
+        type=_rps,
+        default=DEFAULT_RPS,
+        metavar="RATE",
+        help=f"background requests a second to its own routes (default {DEFAULT_RPS:.0f};"
+        " 0 = none)",
+    )
+    parser.add_argument(
+        "--metrics-window-s",
+        type=_window,
+        default=DEFAULT_WINDOW_S,
+        metavar="S",
+        help=f"span of GET /metrics.json (default {DEFAULT_WINDOW_S:.0f} s)",
     )
     parser.add_argument(
         "--stop-on-stdin-eof",
@@ -71,12 +147,26 @@ def _build_app(args: argparse.Namespace) -> DemoApp:
     redis = None
     if args.redis_url is not None:
         redis = RedisAddress.parse(args.redis_url)
-        ensure_loopback(args.redis_url, "readiness pings")
+        # Judge the host the pings dial (as RedisAddress parsed it), and pin its address.
+        checked = LOOPBACK.resolve(redis.host, redis.port, "readiness pings")
+        redis = RedisAddress(str(checked[0][4][0]), redis.port)
     faults = Faults.from_mapping(dict(parse_fault(spec) for spec in args.fault))
     db_path: Path = args.db
     if not db_path.exists():
         create_database(db_path)
-    return DemoApp(db_path, redis, faults)
+    return _app(args, db_path, redis, faults)
+
+
+def _app(
+    args: argparse.Namespace, db_path: Path, redis: RedisAddress | None, faults: Faults
+) -> DemoApp:
+    log_file: Path = args.log_file or db_path.with_name("demo.log")
+    try:
+        log = AppLog(log_file, max_bytes=args.log_max_bytes)
+    except OSError as err:
+        raise ReleasegateError(f"cannot open the log file {log_file}: {err}") from err
+    seed = fresh_seed() if args.fault_seed is None else args.fault_seed
+    return DemoApp(db_path, redis, faults, fault_seed=seed, log=log, window_s=args.metrics_window_s)
 
 
 def _url(server: BaseWSGIServer) -> str:
@@ -95,7 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
 
+    traffic = None
+    if args.traffic_rps:
+        traffic = Traffic(server.host, server.port, args.traffic_rps, app.fault_seed)
+    app.url = _url(server)
+    app.traffic_rps = args.traffic_rps
+
     def stop(signum: int | None = None, frame: FrameType | None = None) -> None:
+        if traffic is not None:
+            traffic.request_stop()
         # shutdown() waits for serve_forever() to return, so it must not run on the thread
         # that serves; signal handlers do run there.
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -113,11 +211,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         threading.Thread(target=stop_on_eof, daemon=True).start()
 
-    print(json.dumps({"url": _url(server), "pid": os.getpid()}), flush=True)
+    assert app.log is not None  # _app always gives it one
+    print(
+        json.dumps(
+            {
+                "url": app.url,
+                "pid": os.getpid(),
+                "fault_seed": app.fault_seed,
+                "log_file": str(app.log.path),
+            }
+        ),
+        flush=True,
+    )
+    app.log.info(
+        f"demo target {app.describe()['version']} listening on {app.url} (pid {os.getpid()});"
+        f" fault seed {app.fault_seed}; traffic {args.traffic_rps:g} req/s"
+    )
+    app.start()
+    if traffic is not None:
+        traffic.start()
     try:
         server.serve_forever(poll_interval=0.1)
     finally:
+        if traffic is not None:
+            traffic.stop(timeout_s=1.0)  # a daemon thread: a request stuck on a fault is dropped
         server.server_close()
+        app.close()
     return 0
 
 
