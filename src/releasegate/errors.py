@@ -9,10 +9,14 @@
     ├── ActionError                  a decision action (rollback hook) could not run
     └── ReportError                  a report could not be rendered or written
     GateFailure (AssertionError)     a check measured and the value breaks its threshold
+    CheckDeadline (BaseException)    a check ran past its deadline and was stopped
 
 A ``ProbeError`` becomes an ERROR outcome (the check could not say), ``NoData`` a NO_DATA one,
 a ``GateFailure`` a FAILED one. ``GateFailure`` subclasses ``AssertionError`` so that pytest
-shows it as a plain failure.
+shows it as a plain failure. ``CheckDeadline`` is raised into a check that is still running at
+its deadline (see ``deadlines.Alarm``) and becomes an ERROR outcome; it is a ``BaseException``
+so that the ``except Exception`` of a check or a library does not take it for an ordinary error
+and carry on.
 """
 
 from __future__ import annotations
@@ -52,3 +56,14 @@ class ReportError(ReleasegateError):
 
 class GateFailure(AssertionError):
     """A check measured a value that breaks its threshold."""
+
+
+class CheckDeadline(BaseException):
+    """A check was still running at its deadline: stopped, it is an ERROR (it could not say).
+
+    ``returned``: the check had returned (past its deadline) when it was raised.
+    """
+
+    def __init__(self, message: str, *, returned: bool = False) -> None:
+        super().__init__(message)
+        self.returned = returned

@@ -4,26 +4,38 @@
 identity, status, reason and evidence on the report as one JSON user property, so that the
 outcome travels to the controller with the report. ``OutcomeCollector`` merges the reports of
 one check (setup, call, teardown) into one ``Outcome`` on the controller.
+
+``under_deadline`` runs a check's call under its deadline (``deadlines.py``); a call that
+ends past it is an ERROR that says so, with its run time as evidence.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from .errors import GateFailure, NoData, ProbeError, TargetRefused
+from . import deadlines
+from .deadlines import Alarm, Timeout
+from .errors import CheckDeadline, GateFailure, NoData, ProbeError, TargetRefused
 from .evidence import EVIDENCE_KEY, REASON_KEY
-from .model import KINDS, Action, CheckInfo, Evidence, Outcome, Severity, Status
+from .model import KINDS, Action, CheckInfo, Evidence, Limit, Outcome, Severity, Status
 from .phases import Phase
 from .redact import redact_text, redact_value
 from .runguard import CheckExited
 
 PROPERTY = "releasegate.outcome"
 CHECK_KEY = pytest.StashKey[CheckInfo]()
-_MARKER_KEYS = ("name", "category", "severity", "weight", "on_fail", "description")
+TIMEOUT_KEY = pytest.StashKey[Timeout]()
+#: How long the last call of a check ran when it ended past its deadline (None: in time).
+OVERRUN_KEY = pytest.StashKey["float | None"]()
+_MARKER_KEYS = ("name", "category", "severity", "weight", "on_fail", "description", "timeout")
+_MAX_TIMEOUT_S = 7 * 86400
 
 
 PHASES_KEY = pytest.StashKey[tuple[Phase, ...]]()
@@ -56,10 +68,46 @@ def check_info(item: pytest.Item) -> CheckInfo:
     spec_check = callspec.params.get("releasegate_check") if callspec else None
     if spec_check is not None:
         info: CheckInfo = spec_check.info(item.nodeid)
+        item.stash[TIMEOUT_KEY] = Timeout.of(getattr(spec_check, "timeout", None), info.kind)
     else:
         info = _info_from_markers(item)
     item.stash[CHECK_KEY] = info
     return info
+
+
+def check_timeout(item: pytest.Item) -> Timeout:
+    """The deadline of a gate check: its spec ``timeout`` or marker ``timeout=``, else the
+    default of its kind."""
+    if TIMEOUT_KEY not in item.stash:
+        check_info(item)
+    return item.stash[TIMEOUT_KEY]
+
+
+@contextmanager
+def under_deadline(item: pytest.Item) -> Iterator[None]:
+    """Run a gate check's call under its deadline.
+
+    Everything that waits on the check's behalf (HTTP requests, retries, SQL statements) sees
+    the deadline (``deadlines.current()``) and stops at it; the ``SIGALRM`` backstop stops the
+    call a short grace later if it is still running. A call that ended past the deadline
+    leaves its run time in ``OVERRUN_KEY`` for ``map_report``; one that returned past it
+    raises ``CheckDeadline`` all the same, so that pytest's own output agrees with the record.
+    """
+    timeout = check_timeout(item)
+    item.stash[OVERRUN_KEY] = None
+    with (
+        deadlines.within(timeout.seconds) as until,
+        Alarm(timeout.seconds + timeout.grace_s, timeout.exceeded),
+    ):
+        try:
+            yield
+        finally:
+            now = time.monotonic()
+            if now >= until:
+                item.stash[OVERRUN_KEY] = now - until + timeout.seconds
+    ran = item.stash[OVERRUN_KEY]
+    if ran is not None:
+        raise CheckDeadline(f"{timeout.exceeded}: it returned only after {ran:.2f}s", returned=True)
 
 
 def _info_from_markers(item: pytest.Item) -> CheckInfo:
@@ -79,12 +127,14 @@ def _info_from_markers(item: pytest.Item) -> CheckInfo:
         weight = float(kwargs.get("weight", severity.default_weight))
         if not 0 <= weight <= 1000:  # NaN fails this too
             raise ValueError(f"weight {kwargs.get('weight')!r} is not a number from 0 to 1000")
+        timeout = _marker_timeout(kwargs.get("timeout"))
     except (TypeError, ValueError) as err:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.releasegate: {err}. Severity is one of"
             f" {[s.value for s in Severity]}, on_fail one of {[a.value for a in Action]},"
-            " weight a number >= 0"
+            " weight a number >= 0, timeout seconds or a duration such as 90s or 30m"
         ) from None
+    item.stash[TIMEOUT_KEY] = Timeout.of(timeout, kind)
     return CheckInfo(
         name=str(kwargs.get("name", item.name)),
         kind=kind,
@@ -97,6 +147,17 @@ def _info_from_markers(item: pytest.Item) -> CheckInfo:
         nodeid=item.nodeid,
         source="python",
     )
+
+
+def _marker_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    from .spec import duration_s
+
+    seconds = duration_s(value)
+    if not (0 < seconds <= _MAX_TIMEOUT_S) or not math.isfinite(seconds):
+        raise ValueError(f"timeout {value!r} is not a duration from 0 to 7 days")
+    return seconds
 
 
 def _first_doc_line(item: pytest.Item) -> str:
@@ -112,6 +173,8 @@ def _exception_status(call: pytest.CallInfo[None]) -> tuple[Status, str]:
     text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
     if isinstance(exc, CheckExited):
         return Status.NOT_RUN, f"not run to the end: {text}"
+    if isinstance(exc, CheckDeadline):
+        return Status.ERROR, text or "exceeded its deadline"
     if isinstance(exc, NoData):
         return Status.NO_DATA, text or "the check measured nothing"
     if isinstance(exc, (ProbeError, TargetRefused)):
@@ -144,6 +207,58 @@ def _declared_xfail_raise(item: pytest.Item, call: pytest.CallInfo[None]) -> boo
         return True
 
 
+def _map_call(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, wasxfail: Any
+) -> tuple[Status, str]:
+    if report.passed:
+        if wasxfail is not None:
+            return Status.PASSED, f"passed although marked xfail ({wasxfail})"
+        return Status.PASSED, item.stash.get(REASON_KEY, "")
+    if report.skipped:
+        if wasxfail is not None:
+            # xfail forgives a failure, not a check that could not measure, unless the
+            # marker names the exception (``raises=``) as the failure it expects.
+            status, text = _exception_status(call)
+            if status is Status.FAILED or _declared_xfail_raise(item, call):
+                return Status.FAILED, f"failed, as its xfail marker expected: {wasxfail}"
+            return status, f"{text} (marked xfail: {wasxfail})"
+        return (
+            Status.NO_DATA,
+            f"the check skipped itself, measuring nothing: {_skip_reason(report)}",
+        )
+    if call.excinfo is None and "XPASS(strict)" in str(report.longrepr or ""):
+        return (
+            Status.FAILED,
+            f"passed although marked xfail(strict=True): {wasxfail or report.longrepr}",
+        )
+    return _exception_status(call)
+
+
+def _past_deadline(item: pytest.Item, mapped: tuple[Status, str]) -> tuple[Status, str]:
+    """A call that ended past its deadline could not say in time: an ERROR, unless it had
+    already measured a failure (that stands)."""
+    status, reason = mapped
+    if not overran(item) or status not in _OVERRUN_TO_ERROR:
+        return mapped
+    return Status.ERROR, deadline_reason(item, reason)
+
+
+_OVERRUN_TO_ERROR = (Status.PASSED, Status.NO_DATA, Status.ERROR)
+
+
+def overran(item: pytest.Item) -> bool:
+    """Whether the check's last call ended past its deadline."""
+    return item.stash.get(OVERRUN_KEY, None) is not None
+
+
+def deadline_reason(item: pytest.Item, reason: str) -> str:
+    """``reason`` led by what the check's deadline was (once)."""
+    exceeded = check_timeout(item).exceeded
+    if reason.startswith(exceeded):
+        return reason
+    return f"{exceeded}: {reason}" if reason else exceeded
+
+
 def map_report(
     item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
 ) -> tuple[Status, str] | None:
@@ -151,28 +266,7 @@ def map_report(
     None when it says nothing new (a passing setup or teardown, a skip in teardown)."""
     wasxfail = getattr(report, "wasxfail", None)
     if report.when == "call":
-        if report.passed:
-            if wasxfail is not None:
-                return Status.PASSED, f"passed although marked xfail ({wasxfail})"
-            return Status.PASSED, item.stash.get(REASON_KEY, "")
-        if report.skipped:
-            if wasxfail is not None:
-                # xfail forgives a failure, not a check that could not measure, unless the
-                # marker names the exception (``raises=``) as the failure it expects.
-                status, text = _exception_status(call)
-                if status is Status.FAILED or _declared_xfail_raise(item, call):
-                    return Status.FAILED, f"failed, as its xfail marker expected: {wasxfail}"
-                return status, f"{text} (marked xfail: {wasxfail})"
-            return (
-                Status.NO_DATA,
-                f"the check skipped itself, measuring nothing: {_skip_reason(report)}",
-            )
-        if call.excinfo is None and "XPASS(strict)" in str(report.longrepr or ""):
-            return (
-                Status.FAILED,
-                f"passed although marked xfail(strict=True): {wasxfail or report.longrepr}",
-            )
-        return _exception_status(call)
+        return _past_deadline(item, _map_call(item, call, report, wasxfail))
     if report.when == "setup" and not report.passed:
         if report.skipped:
             if wasxfail is not None and str(wasxfail).startswith("[NOTRUN]"):
@@ -205,7 +299,12 @@ def attach(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
     if mapped is None:
         return
     status, reason = mapped
-    evidence = item.stash.get(EVIDENCE_KEY, []) if report.when == "call" else []
+    evidence: list[Evidence] = []
+    if report.when == "call":
+        evidence = item.stash.get(EVIDENCE_KEY, [])
+        overrun = item.stash.get(OVERRUN_KEY, None)
+        if overrun is not None:
+            evidence = [*evidence, deadline_evidence(check_timeout(item), overrun)]
     payload = {
         "check": check_info(item).to_dict(),
         "status": status.value,
@@ -214,6 +313,18 @@ def attach(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         "duration_s": report.duration,
     }
     report.user_properties.append((PROPERTY, json.dumps(payload, default=str)))
+
+
+def deadline_evidence(timeout: Timeout, ran_s: float) -> Evidence:
+    """What a check that ran past its deadline shows: how long it ran, against what."""
+    return Evidence(
+        measured="the check's run time",
+        value=round(ran_s, 3),
+        threshold=f"<= {timeout.seconds:g} s ({timeout.source})",
+        limits=(Limit("run time", "<=", timeout.seconds, "s"),),
+        reason=timeout.exceeded,
+        details={"timeout_s": timeout.seconds, "timeout_from": timeout.source},
+    )
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

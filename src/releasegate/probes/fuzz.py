@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import Phase as HypothesisPhase
 from hypothesis import strategies as st
 
+from .. import deadlines
 from ..errors import ProbeError, TargetRefused
 from ..model import Evidence
 from ..netguard import ensure_loopback
@@ -166,7 +167,11 @@ def probe_bad_input(check: BadInputCheck, ctx: ProbeContext) -> ProbeResult:
 
     run = _Run(check, ctx)
     started = time.monotonic()
+    # Fuzzing stops at its own deadline or at the check's, whichever comes first.
+    check_deadline = deadlines.current()
     deadline = started + check.deadline_s
+    if check_deadline is not None:
+        deadline = min(deadline, check_deadline)
     tallies = [_Tally(endpoint) for endpoint in check.endpoints]
     for index, tally in enumerate(tallies):
         # Each endpoint gets an equal share of what is left, so none is starved by another.
