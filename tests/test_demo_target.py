@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 import releasegate
 from releasegate.demo import DEMO_COMMIT, DEMO_VERSION, DemoTarget
-from releasegate.demo.faults import FAULTS, Faults, parse_fault
+from releasegate.demo.faults import FAULTS, FaultDraws, Faults, parse_fault
 from releasegate.errors import ReleasegateError, UsageError
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -40,6 +41,18 @@ def target(demo: DemoTarget) -> Iterator[DemoTarget]:
 
 def get(target: DemoTarget, path: str) -> requests.Response:
     return requests.get(f"{target.url}{path}", timeout=10)
+
+
+def sample_value(target: DemoTarget, name: str, **labels: str) -> float:
+    """The value of the one sample ``name{labels}`` at /metrics (0 when it is not there yet)."""
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(get(target, "/metrics").text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+    assert len(found) <= 1, found
+    return found[0] if found else 0.0
 
 
 def post_order(target: DemoTarget, body: bytes) -> requests.Response:
@@ -76,6 +89,8 @@ def start_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     assert process.stdout is not None
     line = json.loads(process.stdout.readline())
     assert line["pid"] == process.pid
+    assert line["log_file"] == str(tmp_path / "demo.log")  # next to --db by default
+    assert isinstance(line["fault_seed"], int)  # a fresh one, as none was given
     return process, str(line["url"])
 
 
@@ -134,13 +149,19 @@ def test_wrong_method_is_a_json_405_with_allow(target: DemoTarget) -> None:
 
 
 def test_order_is_created_and_counted_in_metrics(target: DemoTarget) -> None:
+    created = {"route": "/api/orders", "method": "POST", "status": "201"}
+    orders_before = sample_value(target, "demo_orders_total")
+    before = sample_value(target, "http_requests_total", **created, version=DEMO_VERSION)
     response = post_order(target, b'{"product_id": 2, "quantity": 3}')
     assert response.status_code == 201
     order = response.json()
     assert order["product_id"] == 2 and order["quantity"] == 3 and order["id"] > 0
-    metrics = get(target, "/metrics").text
-    assert "demo_orders_total " in metrics
-    assert 'demo_http_requests_total{method="POST",path="/api/orders",status="201"}' in metrics
+    # Background traffic orders too: the counters grow by at least our one order.
+    assert sample_value(target, "demo_orders_total") >= orders_before + 1
+    assert sample_value(target, "http_requests_total", **created, version=DEMO_VERSION) >= (
+        before + 1
+    )
+    assert f"order {order['id']} created (product: 2, quantity: 3)" in target.log_path.read_text()
 
 
 def test_metrics_exposition(target: DemoTarget) -> None:
@@ -149,8 +170,11 @@ def test_metrics_exposition(target: DemoTarget) -> None:
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     text = response.text
+    assert 'http_requests_total{method="GET",route="/healthz",status="200",version="1.4.2"}' in text
+    assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"' in text
+    # The name the demo suite's metrics-exposed check looks for stays.
     assert 'demo_http_requests_total{method="GET",path="/healthz",status="200"}' in text
-    assert 'demo_http_request_duration_seconds_bucket{le="0.005",method="GET"' in text
+    assert f'demo_build_info{{commit="{DEMO_COMMIT}",version="{DEMO_VERSION}"}} 1.0' in text
     (mean_line,) = [line for line in text.splitlines() if line.startswith("demo_risk_gate_mean")]
     assert 0.0 < float(mean_line.split()[1]) < 0.2  # seeded scores are mostly 0.0
 
@@ -234,9 +258,19 @@ def test_error_rate_one_set_at_start_fails_every_eligible_request() -> None:
         assert get(target, "/_faults").json()["faults"]["error_rate"] == 1.0
 
 
-def test_error_rate_half_fails_every_second_request(target: DemoTarget) -> None:
-    target.set_faults({"error_rate": 0.5})
-    assert [get(target, "/healthz").status_code for _ in range(6)] == [200, 500] * 3
+def test_error_rate_fails_the_requests_the_seed_draws() -> None:
+    # No background traffic: our requests take the draws in order, so the seed predicts them.
+    with DemoTarget(faults={"error_rate": 0.5}, fault_seed=20240611, traffic_rps=0) as target:
+        statuses = [get(target, "/healthz").status_code for _ in range(40)]
+        draws = FaultDraws(20240611)
+        assert statuses == [500 if draws.fails(0.5) else 200 for _ in range(40)]
+        assert 10 <= statuses.count(500) <= 30  # random, not every second one
+        # Changing the faults restarts the draws from the seed.
+        target.set_faults({"error_rate": 0.5})
+        assert [get(target, "/version").status_code for _ in range(40)] == statuses
+        # The controls never take a draw: the next draw is still the 41st.
+        assert get(target, "/metrics").status_code == get(target, "/_faults").status_code == 200
+        assert get(target, "/readyz").status_code == (500 if draws.fails(0.5) else 200)
 
 
 def test_latency_delays_requests_but_not_the_controls(target: DemoTarget) -> None:
@@ -294,7 +328,10 @@ def test_runtime_faults_merge_and_delete_clears(target: DemoTarget) -> None:
         "latency_ms": 5,
         "wrong_version": "2.0.0",
     }
-    assert requests.delete(url, timeout=10).json() == {"faults": Faults().to_dict()}
+    assert requests.delete(url, timeout=10).json() == {
+        "faults": Faults().to_dict(),
+        "fault_seed": target.fault_seed,
+    }
     assert get(target, "/version").json()["version"] == DEMO_VERSION
 
 
@@ -312,7 +349,7 @@ def test_runtime_faults_are_validated(target: DemoTarget, body: bytes, message: 
     response = requests.post(f"{target.url}/_faults", data=body, timeout=10)
     assert response.status_code == 400
     assert message in response.json()["error"]
-    assert get(target, "/_faults").json() == {"faults": Faults().to_dict()}
+    assert get(target, "/_faults").json()["faults"] == Faults().to_dict()
 
 
 # Parsing faults
@@ -335,6 +372,8 @@ def test_unknown_fault_names_suggest_the_right_one() -> None:
         ("bad_input_5xx=1", ("bad_input_5xx", True)),
         ("bad_input_5xx=False", ("bad_input_5xx", False)),
         ("orphans=0", ("orphans", 0)),
+        ("latency_jitter_ms=50", ("latency_jitter_ms", 50)),
+        ("log_spike=600", ("log_spike", 600)),
     ],
 )
 def test_parse_fault(spec: str, expected: tuple[str, object]) -> None:
@@ -350,6 +389,8 @@ def test_parse_fault(spec: str, expected: tuple[str, object]) -> None:
         ("error_rate=nan", "expected a number between 0 and 1"),
         ("bad_input_5xx=maybe", "expected one of 1, 0, true, false"),
         ("wrong_version=", "expected a non-empty string"),
+        ("log_spike=6001", "expected an integer 0..6000"),
+        ("latency_jitter_ms=1.5", "expected an integer >= 0"),
     ],
 )
 def test_parse_fault_rejects_bad_values(spec: str, message: str) -> None:

@@ -1,11 +1,14 @@
 """The embedded demo target: a small real HTTP service with fault knobs, run as a child process.
 
-    with DemoTarget(faults={"latency_ms": 300}) as target:
+    with DemoTarget(faults={"latency_ms": 300}, fault_seed=7) as target:
         requests.get(f"{target.url}/healthz")
-        target.set_faults({"error_rate": 1})
+        target.set_faults({"error_rate": 0.02})
+        target.log_path, target.fault_seed
 
 Gate checks run against it to show every check kind passing, and blocking once a fault is on.
-See ``releasegate.demo.faults.FAULTS`` for the knobs.
+While it runs it serves itself background traffic and writes an application log, so that
+metrics, the metrics JSON and the log have live data. See ``releasegate.demo.faults.FAULTS``
+for the knobs and docs/demo.md for the endpoints, metrics and log lines.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import IO, Any, NoReturn
 
 from ..errors import ReleasegateError, UsageError
 from .faults import Faults, FaultValue
+from .traffic import DEFAULT_RPS as DEFAULT_TRAFFIC_RPS
 
 __all__ = ["DEMO_COMMIT", "DEMO_VERSION", "DemoTarget"]
 
@@ -54,15 +58,36 @@ class DemoTarget:
         faults: Mapping[str, FaultValue] | None = None,
         redis_url: str | None = None,
         workdir: Path | None = None,
+        *,
+        fault_seed: int | None = None,
+        traffic_rps: float = DEFAULT_TRAFFIC_RPS,
+        log_file: Path | None = None,
+        log_max_bytes: int | None = None,
+        metrics_window_s: float | None = None,
     ) -> None:
+        """``fault_seed``: seed of the random faults (None: a fresh one per start, see
+        ``fault_seed`` once started); ``traffic_rps``: background requests a second (0: none);
+        ``log_file``: the application log (default ``demo.log`` in the workdir)."""
         self._faults = dict(faults or {})
         Faults.from_mapping(self._faults)  # a typo should fail here, not in the child
         self._redis_url = redis_url
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else None
+        self.traffic_rps = traffic_rps
+        self._options: list[str] = ["--traffic-rps", str(traffic_rps)]
+        if fault_seed is not None:
+            self._options += ["--fault-seed", str(fault_seed)]
+        if log_file is not None:
+            self._options += ["--log-file", str(Path(log_file).resolve())]
+        if log_max_bytes is not None:
+            self._options += ["--log-max-bytes", str(log_max_bytes)]
+        if metrics_window_s is not None:
+            self._options += ["--metrics-window-s", str(metrics_window_s)]
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._url: str | None = None
+        self._fault_seed: int | None = None
+        self._log_path: Path | None = None
 
     @property
     def url(self) -> str:
@@ -70,6 +95,20 @@ class DemoTarget:
         if self._url is None:
             raise UsageError("the demo target is not running: call start() or use `with`")
         return self._url
+
+    @property
+    def fault_seed(self) -> int:
+        """The seed the running target draws its random faults from (keep it in the record)."""
+        if self._fault_seed is None:
+            raise UsageError("the demo target is not running: call start() or use `with`")
+        return self._fault_seed
+
+    @property
+    def log_path(self) -> Path:
+        """The application log the running target writes (rotated to ``<name>.1`` ...)."""
+        if self._log_path is None:
+            raise UsageError("the demo target is not running: call start() or use `with`")
+        return self._log_path
 
     @property
     def db_path(self) -> Path:
@@ -95,6 +134,7 @@ class DemoTarget:
             "--db",
             str(self.db_path),
             "--stop-on-stdin-eof",
+            *self._options,
         ]
         if self._redis_url is not None:
             command += ["--redis-url", self._redis_url]
@@ -109,10 +149,13 @@ class DemoTarget:
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env
         )
-        self._url = self._read_url(self._process)
+        announced = self._read_announcement(self._process)
+        self._url = str(announced["url"])
+        self._fault_seed = int(announced["fault_seed"])
+        self._log_path = Path(announced["log_file"])
         return self
 
-    def _read_url(self, process: subprocess.Popen[bytes]) -> str:
+    def _read_announcement(self, process: subprocess.Popen[bytes]) -> dict[str, Any]:
         stdout = process.stdout
         assert stdout is not None  # Popen(stdout=PIPE) always sets it
         lines: queue.Queue[bytes] = queue.Queue()
@@ -124,10 +167,13 @@ class DemoTarget:
         except queue.Empty:
             self._fail(f"did not report its URL within {START_TIMEOUT_S:.0f} s")
         try:
-            return str(json.loads(line)["url"])
-        except (ValueError, KeyError, TypeError):
-            waited = time.monotonic() - started
-            self._fail(f"exited after {waited:.1f} s without reporting its URL (got {line!r})")
+            announced = json.loads(line)
+            if isinstance(announced, dict) and {"url", "fault_seed", "log_file"} <= set(announced):
+                return announced
+        except ValueError:
+            pass
+        waited = time.monotonic() - started
+        self._fail(f"exited after {waited:.1f} s without reporting its URL (got {line!r})")
 
     def _fail(self, what: str) -> NoReturn:
         tail = self._stderr_tail()
@@ -172,6 +218,7 @@ class DemoTarget:
     def stop(self) -> None:
         """Terminate the server (kill it after 5 s) and remove the temporary workdir."""
         process, self._process, self._url = self._process, None, None
+        self._fault_seed = self._log_path = None
         if process is not None:
             process.terminate()
             try:

@@ -1,8 +1,14 @@
-"""The demo target's WSGI application: a small shop API with health, metrics and fault knobs."""
+"""The demo target's WSGI application: a small shop API with health, metrics and fault knobs.
+
+Besides the shop it shows what SLO sources read: Prometheus metrics at ``/metrics``
+(``metrics.py``), a runbook-002 style JSON summary of the last minute at ``/metrics.json``
+(``window.py``) and an application log in runbook 004's line shapes (``applog.py``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -15,27 +21,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ..errors import UsageError
 from . import DEMO_COMMIT, DEMO_VERSION, data
-from .faults import Faults
+from .applog import SLOW_REQUEST_MS, AppLog, ExceptionSpike, Level
+from .faults import FaultDraws, Faults, fresh_seed
+from .metrics import CONTENT_TYPE, DemoMetrics
+from .window import DEFAULT_WINDOW_S, RequestWindow
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_QUANTITY = 100
 SQLITE_MAX_INT = 2**63 - 1  # larger ids cannot be bound as SQLite parameters
-FAULT_FREE_PATHS = ("/_faults", "/metrics")  # the controls must stay usable under any fault
+# The controls and the scrape endpoints: never delayed or failed by a fault (they must stay
+# usable under any), and not measured (scraping or switching faults must not move an SLO).
+CONTROL_PATHS = ("/_faults", "/_demo", "/metrics", "/metrics.json")
 FAILING_PATHS = ("/healthz", "/readyz", "/version")
+# The method is the client's to choose; a label of its own per invented method would not be.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _JSON_TYPES = {
     dict: "object",
@@ -54,6 +59,11 @@ class _Request(Request):
     # One byte over the limit: werkzeug cuts a chunked body at the limit without complaint, so
     # a body that reaches this length is how an oversized chunked request shows itself.
     max_content_length = MAX_BODY_BYTES + 1
+
+
+class _Response(Response):
+    # Why a 5xx answer failed, for the log line; set by whoever chose to fail.
+    failure: str | None = None
 
 
 class _BadInput(Exception):
@@ -101,8 +111,10 @@ class RedisAddress:
         return None
 
 
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload), status=status, mimetype="application/json")
+def _json(payload: Any, status: int = 200, failure: str | None = None) -> Response:
+    response = _Response(json.dumps(payload), status=status, mimetype="application/json")
+    response.failure = failure
+    return response
 
 
 def _json_type(value: Any) -> str:
@@ -110,28 +122,52 @@ def _json_type(value: Any) -> str:
 
 
 class DemoApp:
-    """The WSGI application. Thread-safe: each request opens its own database connection."""
+    """The WSGI application. Thread-safe: each request opens its own database connection.
+
+    ``fault_seed`` seeds the random faults (a fresh one when None); ``log`` receives the
+    application log; ``window_s`` is the span of ``/metrics.json``. Call ``start()`` before
+    serving (the ``log_spike`` worker) and ``close()`` after.
+    """
 
     def __init__(
-        self, db_path: Path, redis: RedisAddress | None = None, faults: Faults | None = None
+        self,
+        db_path: Path,
+        redis: RedisAddress | None = None,
+        faults: Faults | None = None,
+        *,
+        fault_seed: int | None = None,
+        log: AppLog | None = None,
+        window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         self.db_path = db_path
         self.redis = redis
+        self.fault_seed = fresh_seed() if fault_seed is None else fault_seed
+        self.log = log
+        self.window = RequestWindow(window_s)
+        self.metrics = DemoMetrics(DEMO_VERSION, DEMO_COMMIT)
+        self.started_at = time.time()
+        self.url: str | None = None  # set by the server once it listens
+        self.traffic_rps = 0.0  # likewise: the rate of its background traffic
         self._lock = threading.Lock()
         self._faults = Faults()
-        self._eligible = 0
+        self._draws = FaultDraws(self.fault_seed)
         self.set_faults(faults or Faults())
+        self._spike = (
+            ExceptionSpike(log, lambda: self._faults.log_spike) if log is not None else None
+        )
         self.url_map = Map(
             [
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
                 Rule("/readyz", endpoint="readyz", methods=["GET"]),
                 Rule("/version", endpoint="version", methods=["GET"]),
                 Rule("/metrics", endpoint="metrics", methods=["GET"]),
+                Rule("/metrics.json", endpoint="metrics_json", methods=["GET"]),
                 Rule("/api/products", endpoint="products", methods=["GET"]),
                 Rule("/api/products/<int:product_id>", endpoint="product", methods=["GET"]),
                 Rule("/api/orders", endpoint="create_order", methods=["POST"]),
                 Rule("/api/episodes/recent", endpoint="recent_episodes", methods=["GET"]),
                 Rule("/_faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+                Rule("/_demo", endpoint="demo", methods=["GET"]),
             ]
         )
         self._handlers: dict[str, Handler] = {
@@ -139,68 +175,96 @@ class DemoApp:
             "readyz": self._readyz,
             "version": self._version,
             "metrics": self._metrics,
+            "metrics_json": lambda request, args: _json(self.window.snapshot()),
             "products": self._products,
             "product": self._product,
             "create_order": self._create_order,
             "recent_episodes": self._recent_episodes,
             "faults": self._faults_endpoint,
+            "demo": lambda request, args: _json(self.describe()),
         }
-        self.registry = CollectorRegistry()
-        self.requests_total = Counter(
-            "demo_http_requests",
-            "HTTP requests answered.",
-            ["method", "path", "status"],
-            registry=self.registry,
-        )
-        self.request_duration = Histogram(
-            "demo_http_request_duration_seconds",
-            "Time to answer an HTTP request.",
-            ["method", "path"],
-            registry=self.registry,
-        )
-        self.orders_total = Counter("demo_orders", "Orders created.", registry=self.registry)
-        self.risk_mean = Gauge(
-            "demo_risk_gate_mean_score",
-            "Mean risk_log draft_total_score over the last 6 hours.",
-            registry=self.registry,
-        )
 
     @property
     def faults(self) -> Faults:
         return self._faults
 
     def set_faults(self, faults: Faults) -> None:
-        """Switch to ``faults``; the error pattern restarts and orphan rows follow ``orphans``."""
+        """Switch to ``faults``: the random draws restart from the seed, orphan rows follow
+        ``orphans``."""
         with self._lock:
             if faults.orphans != self._faults.orphans:
                 data.remove_orphans(self.db_path)
                 if faults.orphans:
                     data.inject_orphans(self.db_path, faults.orphans)
+            changed = faults != self._faults
             self._faults = faults
-            self._eligible = 0
+            self._draws = FaultDraws(self.fault_seed)
+        if changed and self.log is not None:
+            self.log.info(f"faults set: {_describe_faults(faults)} (fault seed {self.fault_seed})")
 
-    def _injected_error(self, path: str) -> bool:
-        if path not in FAILING_PATHS and not path.startswith("/api/"):
+    def start(self) -> None:
+        """Start the background worker of the ``log_spike`` fault."""
+        if self._spike is not None:
+            self._spike.start()
+
+    def close(self) -> None:
+        """Stop the background worker and close the log."""
+        if self._spike is not None:
+            self._spike.stop()
+        if self.log is not None:
+            self.log.info("demo target stopped")
+            self.log.close()
+
+    def describe(self) -> dict[str, Any]:
+        """The ``GET /_demo`` answer: where each signal is and how this run was started."""
+        return {
+            "version": self._faults.wrong_version or DEMO_VERSION,
+            "commit": DEMO_COMMIT,
+            "pid": os.getpid(),
+            "url": self.url,
+            "started_at": self.started_at,
+            "fault_seed": self.fault_seed,
+            "faults": self._faults.to_dict(),
+            "log_file": str(self.log.path) if self.log is not None else None,
+            "log_max_bytes": self.log.max_bytes if self.log is not None else None,
+            "traffic_rps": self.traffic_rps,
+            "metrics_window_s": self.window.window_s,
+        }
+
+    def _injected_error(self, path: str, faults: Faults) -> bool:
+        if not faults.error_rate or (path not in FAILING_PATHS and not path.startswith("/api/")):
             return False
-        with self._lock:
-            if not self._faults.error_rate:
-                return False
-            self._eligible += 1
-            return self._faults.fails(self._eligible)
+        return self._draws.fails(faults.error_rate)
+
+    def _delay(self, faults: Faults) -> None:
+        delay_ms: float = faults.latency_ms
+        if faults.latency_jitter_ms:
+            delay_ms += self._draws.jitter_ms(faults.latency_jitter_ms)
+        if delay_ms:
+            time.sleep(delay_ms / 1000)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         started = time.perf_counter()
         request = _Request(environ)
+        faults = self._faults
+        method = request.method if request.method in METHODS else "other"
+        measured = request.path not in CONTROL_PATHS
         label = "unmatched"
+        if measured:
+            self.metrics.in_flight.inc()
         try:
-            if request.path not in FAULT_FREE_PATHS and self.faults.latency_ms:
-                time.sleep(self.faults.latency_ms / 1000)
+            if measured:
+                self._delay(faults)
             rule, args = self.url_map.bind_to_environ(environ).match(return_rule=True)
             label = rule.rule
-            if self._injected_error(request.path):
-                response = _json({"error": "injected fault: error_rate"}, 500)
+            if self._injected_error(request.path, faults):
+                response = _json(
+                    {"error": "injected fault: error_rate"},
+                    500,
+                    failure=f"InjectedFault: error_rate={faults.error_rate}",
+                )
             else:
                 response = self._handlers[str(rule.endpoint)](request, args)
         except MethodNotAllowed as err:
@@ -210,10 +274,48 @@ class DemoApp:
             response = _json({"error": err.description}, err.code or 500)
         except Exception as err:  # a bug in the demo itself: answer like a real server would
             traceback.print_exc(file=sys.stderr)
-            response = _json({"error": f"internal error: {type(err).__name__}"}, 500)
-        self.requests_total.labels(request.method, label, str(response.status_code)).inc()
-        self.request_duration.labels(request.method, label).observe(time.perf_counter() - started)
+            response = _json(
+                {"error": f"internal error: {type(err).__name__}"},
+                500,
+                failure=f"{type(err).__name__}: {err}",
+            )
+        finally:
+            if measured:
+                self.metrics.in_flight.dec()
+        elapsed = time.perf_counter() - started
+        status = response.status_code
+        self.metrics.legacy_requests.labels(method, label, str(status)).inc()
+        if measured:
+            version = faults.wrong_version or DEMO_VERSION
+            self.metrics.observe(label, method, status, version, elapsed)
+            self.window.add(version, f"{method} {label}", elapsed, status >= 500)
+            if self.log is not None:
+                self._log_request(request.path, method, label, status, version, elapsed, response)
         return response(environ, start_response)
+
+    def _log_request(
+        self,
+        path: str,
+        method: str,
+        route: str,
+        status: int,
+        version: str,
+        elapsed_s: float,
+        response: Response,
+    ) -> None:
+        assert self.log is not None  # the caller checked
+        elapsed_ms = elapsed_s * 1000
+        line = f"{method} {path} -> {status} in {elapsed_ms:.1f} ms"
+        line += f" (route {route}, version {version}"
+        if status >= 500:
+            failure = getattr(response, "failure", None) or f"HTTP {status}"
+            self.log.write(Level.ERROR, f"{line}): {failure}")
+        elif elapsed_ms > SLOW_REQUEST_MS:
+            self.log.write(
+                Level.WARNING, f"slow request: {line}; slow above {SLOW_REQUEST_MS:.0f} ms)"
+            )
+        else:
+            self.log.write(Level.INFO, f"{line})")
 
     def _readyz(self, request: Request, args: Mapping[str, Any]) -> Response:
         problems: dict[str, str | None] = {"database": self._database_problem()}
@@ -226,10 +328,11 @@ class DemoApp:
             name: {"status": "ok"} if reason is None else {"status": "down", "reason": reason}
             for name, reason in problems.items()
         }
-        ready = all(dep["status"] == "ok" for dep in dependencies.values())
+        reasons = [f"{name} down ({why})" for name, why in problems.items() if why is not None]
         return _json(
-            {"status": "ready" if ready else "not_ready", "dependencies": dependencies},
-            200 if ready else 503,
+            {"status": "not_ready" if reasons else "ready", "dependencies": dependencies},
+            503 if reasons else 200,
+            failure=f"not ready: {'; '.join(reasons)}" if reasons else None,
         )
 
     def _database_problem(self) -> str | None:
@@ -244,11 +347,11 @@ class DemoApp:
 
     def _metrics(self, request: Request, args: Mapping[str, Any]) -> Response:
         try:
-            self.risk_mean.set(data.mean_risk_score(self.db_path))
+            self.metrics.risk_mean.set(data.mean_risk_score(self.db_path))
         except sqlite3.Error:
             # The scrape must still answer; an unknown mean is NaN, not a stale value.
-            self.risk_mean.set(float("nan"))
-        return Response(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+            self.metrics.risk_mean.set(float("nan"))
+        return Response(self.metrics.exposition(), content_type=CONTENT_TYPE)
 
     def _products(self, request: Request, args: Mapping[str, Any]) -> Response:
         items = data.products(self.db_path)
@@ -269,9 +372,12 @@ class DemoApp:
                 raise _BadInput(422, f"no product with id {product_id}; see GET /api/products")
         except _BadInput as err:
             if self.faults.bad_input_5xx:
-                return _json({"error": "internal error"}, 500)
+                failure = f"InjectedFault: bad_input_5xx ({err.status}: {err.message})"
+                return _json({"error": "internal error"}, 500, failure=failure)
             return _json({"error": err.message}, err.status)
-        self.orders_total.inc()
+        self.metrics.orders.inc()
+        if self.log is not None:
+            self.log.info(f"order {order_id} created (product: {product_id}, quantity: {quantity})")
         return _json({"id": order_id, "product_id": product_id, "quantity": quantity}, 201)
 
     def _read_order(self, request: Request) -> tuple[int, int]:
@@ -321,7 +427,13 @@ class DemoApp:
                 return _json({"error": err.message}, err.status)
             except UsageError as err:
                 return _json({"error": str(err)}, 400)
-        return _json({"faults": self.faults.to_dict()})
+        return _json({"faults": self.faults.to_dict(), "fault_seed": self.fault_seed})
+
+
+def _describe_faults(faults: Faults) -> str:
+    default = Faults().to_dict()
+    changed = [f"{k}={v}" for k, v in faults.to_dict().items() if v != default[k]]
+    return ", ".join(changed) or "none"
 
 
 def _read_json(request: Request) -> Any:
