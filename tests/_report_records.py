@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -11,6 +12,9 @@ from releasegate.decision import Policy, decide
 from releasegate.model import Action, CheckInfo, Evidence, Mode, Outcome, Severity, Status
 from releasegate.phases import Phase
 from releasegate.record import DecisionRecord
+from releasegate.slo.condition import parse_condition
+from releasegate.slo.series import Aggregate, as_labels, evaluate_series
+from releasegate.slo.window import Point, Window, WindowVerdict, evaluate_window
 
 START = datetime(2025, 10, 19, 9, 0, tzinfo=timezone.utc)
 BASE = "http://127.0.0.1:8765"
@@ -281,3 +285,71 @@ def many_outcomes(n: int) -> list[Outcome]:
             )
         )
     return outcomes
+
+
+def slo_verdict(
+    values: Sequence[float | None],
+    condition: str = "< 300ms",
+    subject: str = "p95-latency",
+    duration_s: float = 600.0,
+    time_scale: float = 60.0,
+) -> WindowVerdict:
+    """The engine's verdict on one value per step (in the condition's unit, None = no data)
+    over a ``duration_s`` window of ``len(values)`` steps, run at ``time_scale``."""
+    cond = parse_condition(condition)
+    window = Window(duration_s, duration_s / len(values)).scaled(time_scale)
+    assert window.steps == len(values)
+    now = 1_760_000_000.0
+    points = [
+        Point(window.step_time(i, now), None if v is None else cond.display_unit.to_canonical(v))
+        for i, v in enumerate(values)
+    ]
+    return evaluate_window(points, cond, window, now, subject)
+
+
+def slo_outcome(
+    name: str,
+    values: Sequence[float | None],
+    condition: str = "< 300ms",
+    severity: Severity = Severity.CRITICAL,
+    **window: Any,
+) -> Outcome:
+    """A ``prometheus`` SLO check over a window, its evidence as the probe records it."""
+    verdict = slo_verdict(values, condition, name, **window)
+    query = "histogram_quantile(0.95, sum by (le) (rate(http_duration_seconds_bucket[1m])))"
+    item = verdict.evidence(f"PromQL {query}")
+    details = {**item.details, "query": query, "url": "http://127.0.0.1:9090/api/v1/query_range"}
+    evidence = Evidence(
+        item.measured, item.value, item.threshold, item.reason, details, item.limits
+    )
+    return outcome(
+        name, "performance", severity, verdict.status, verdict.reason, (evidence,), kind="slo"
+    )
+
+
+def slo_each_outcome(
+    name: str,
+    series: dict[str, Sequence[float | None]],
+    condition: str = "<= 1%",
+    severity: Severity = Severity.MAJOR,
+) -> Outcome:
+    """An ``aggregate: each`` SLO check: one evidence per series (worst first), keyed by the
+    value of its ``route`` label."""
+    cond = parse_condition(condition)
+    steps = len(next(iter(series.values())))
+    window = Window(600.0, 600.0 / steps).scaled(60.0)
+    now = 1_760_000_000.0
+    points = {
+        as_labels({"route": route}): [
+            Point(
+                window.step_time(i, now), None if v is None else cond.display_unit.to_canonical(v)
+            )
+            for i, v in enumerate(values)
+        ]
+        for route, values in series.items()
+    }
+    verdict = evaluate_series(points, cond, window, now, Aggregate.EACH, name)
+    evidence = verdict.evidence("PromQL sum by (route) (rate(errors[1m])) / ...")
+    return outcome(
+        name, "reliability", severity, verdict.status, verdict.reason, evidence, kind="slo"
+    )

@@ -33,6 +33,27 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start a real Prometheus scraping loopback targets every second: ``prometheus(url, ...)``
+    returns a ``_prometheus.Prometheus``; every one started is killed after the test."""
+    from _prometheus import Prometheus, prometheus_binary
+
+    binary = prometheus_binary()
+    if binary is None:
+        require_service("prometheus", "no prometheus on PATH (Debian: apt-get install prometheus)")
+    started: list[Prometheus] = []
+
+    def start(*targets: str) -> Prometheus:
+        server = Prometheus(targets, tmp_path / f"prometheus{len(started)}", binary)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 # Databases for the DB check tests (tests/test_db_*.py): each test gets its own SQLite file,
 # PostgreSQL schema or MariaDB database, created here and dropped after it.
 DB_KINDS = ("sqlite", "postgresql", "mariadb")

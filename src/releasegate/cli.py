@@ -4,12 +4,14 @@ render reports from decision records."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import ReleasegateError, UsageError
@@ -24,6 +26,33 @@ def _phase(value: str) -> Phase:
         return parse_phase(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _demo_seed(value: str) -> int:
+    from .demo.faults import parse_seed
+
+    try:
+        return parse_seed(value)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _demo_rps(value: str) -> float:
+    from .demo.traffic import MAX_RPS
+
+    try:
+        rps = float(value)
+    except ValueError:
+        rps = -1.0
+    if not 0 <= rps <= MAX_RPS:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"{value!r} is not a rate: use 0..{MAX_RPS:.0f}")
+    return rps
+
+
+def _demo_size(value: str) -> int:
+    if not (value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size in bytes (0 = never rotate)")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
         " `releasegate demo --list-faults` lists them",
     )
     demo.add_argument("--list-faults", action="store_true", help="list the demo's faults")
+    demo.add_argument(
+        "--fault-seed",
+        type=_demo_seed,
+        metavar="N",
+        help="seed of the demo's random faults (default: a fresh one per run, printed and"
+        " passed to the gate as RELEASEGATE_DEMO_FAULT_SEED)",
+    )
+    demo.add_argument(
+        "--traffic-rps",
+        type=_demo_rps,
+        metavar="RATE",
+        help="background requests a second the demo sends itself, over loopback (default 20;"
+        " 0 = none)",
+    )
+    demo.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="where the demo writes its application log (default: in its temporary folder,"
+        " removed at the end); passed to the gate as RELEASEGATE_DEMO_LOG_FILE",
+    )
+    demo.add_argument(
+        "--log-max-bytes",
+        type=_demo_size,
+        metavar="N",
+        help="rotate the demo's log by rename past N bytes (default 10 MiB; 0 = never)",
+    )
     demo.add_argument("--mode", choices=["enforce", "dark"], help="override the phase's mode")
     demo.add_argument("--spec", default=DEFAULT_SPEC, help=f"gate spec (default {DEFAULT_SPEC})")
     demo.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
@@ -105,10 +160,11 @@ def cmd_db_snapshot(args: argparse.Namespace) -> int:
     from .db.connect import database, dispose_engines, read_only
     from .db.schema import default_baseline_path, take_snapshot, write_snapshot
     from .db.state import DbState
+    from .netguard import Policy
 
     loaded = load_spec(args.spec)
     spec = loaded.spec
-    state = DbState()
+    state = DbState(policy=Policy.from_hosts(spec.allowed_hosts))
     try:
         with read_only(args.database, database(spec.databases, args.database), state) as session:
             snapshot = take_snapshot(session)
@@ -164,9 +220,41 @@ def cmd_validate(spec_path: str) -> int:
     return 1 if problem else 0
 
 
+def _demo_prometheus(spec: Any, url: str, stack: contextlib.ExitStack) -> dict[str, str]:
+    """Start the demo's own Prometheus when the spec asks for it (``slo.prometheus.url:
+    demo://``) and it is installed: the environment that points the gate at it."""
+    source = spec.slo.prometheus
+    if source is None or source.url != "demo://":
+        return {}
+    import tempfile
+    import time
+
+    from .demo.prometheus import Prometheus, prometheus_binary
+
+    binary = prometheus_binary()
+    if binary is None:
+        print(
+            "releasegate demo: Prometheus is not installed; its checks are skipped and the"
+            " scraped /metrics checks measure the same SLOs",
+            flush=True,
+        )
+        return {}
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
+    server = Prometheus([url], workdir, binary)
+    server.start()
+    stack.callback(server.stop)
+    print(f"releasegate demo: Prometheus {server.url} scraping the target", flush=True)
+    return {
+        "RELEASEGATE_PROMETHEUS_URL": server.url,
+        # Prometheus scrapes first about 5 s after it is ready: its data starts then.
+        "RELEASEGATE_DEMO_PROMETHEUS_SINCE": f"{time.time() + 5.0:.3f}",
+    }
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DemoTarget
     from .demo.faults import FAULTS, parse_fault
+    from .demo.traffic import DEFAULT_RPS
 
     if args.list_faults:
         for name, text in FAULTS.items():
@@ -182,14 +270,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 4
     spec = load_spec(spec_file).spec
     faults = dict(parse_fault(f) for f in args.fault)
-    with DemoTarget(faults=faults) as demo:
+    target = DemoTarget(
+        faults=faults,
+        fault_seed=args.fault_seed,
+        log_file=Path(args.log_file) if args.log_file else None,
+        log_max_bytes=args.log_max_bytes,
+        traffic_rps=DEFAULT_RPS if args.traffic_rps is None else args.traffic_rps,
+    )
+    with contextlib.ExitStack() as stack:
+        demo = stack.enter_context(target)
         shown = ", ".join(f"{k}={v}" for k, v in faults.items()) or "none"
         print(f"releasegate demo: target {demo.url} (faults: {shown})", flush=True)
+        kept = "" if args.log_file else " (removed at the end; --log-file PATH keeps it)"
+        print(
+            f"releasegate demo: fault seed {demo.fault_seed}; background traffic"
+            f" {demo.traffic_rps:g} req/s; log {demo.log_path}{kept}",
+            flush=True,
+        )
+        prometheus = _demo_prometheus(spec, demo.url, stack)
         env = {
             **os.environ,
+            **prometheus,
+            "RELEASEGATE_DEMO_FAULTS": ",".join(f"{k}={v}" for k, v in faults.items()),
             "RELEASEGATE_TARGET_URL": demo.url,
             "RELEASEGATE_LOOPBACK_ONLY": "1",
             "RELEASEGATE_DB_URL": f"sqlite:///{demo.db_path}",
+            "RELEASEGATE_DEMO_FAULT_SEED": str(demo.fault_seed),
+            "RELEASEGATE_DEMO_LOG_FILE": str(demo.log_path),
         }
         argv = [
             sys.executable,

@@ -35,13 +35,36 @@ class SpecFile(pytest.Module):
         return super().collect()
 
 
+PROMETHEUS_TYPES = ("prometheus", "burn_rate")
+
+
+def demo_prometheus_absent(spec: Spec) -> str | None:
+    """Why the spec's Prometheus checks cannot run, when the spec asked for the demo's own
+    Prometheus (``slo.prometheus.url: demo://``) and none is installed; None otherwise."""
+    source = spec.slo.prometheus
+    if source is None or source.url != "demo://":
+        return None
+    from .demo.prometheus import prometheus_binary
+
+    if prometheus_binary() is not None:
+        return None
+    return (
+        "slo.prometheus.url is demo:// and Prometheus is not installed (Debian: apt-get install"
+        " prometheus); the scraped /metrics checks measure the same SLOs"
+    )
+
+
 def parametrize_spec_checks(metafunc: pytest.Metafunc, spec: Spec) -> None:
     params: list[Any] = []
+    absent = demo_prometheus_absent(spec)
     for check in spec.checks:
         marks = [getattr(pytest.mark, phase.marker) for phase in check.phases]
         marks.append(getattr(pytest.mark, check.kind))
         if check.skip_if is not None and check.skip_if.condition:
             # A declared skip: pytest skips it by marker, and the outcome is SKIPPED.
             marks.append(pytest.mark.skip(reason=f"skip_if: {check.skip_if.reason}"))
+        elif absent and getattr(check, "type", "") in PROMETHEUS_TYPES:
+            # Declared by the spec too: demo:// is the demo's optional Prometheus.
+            marks.append(pytest.mark.skip(reason=absent))
         params.append(pytest.param(check, id=check.name, marks=marks))
     metafunc.parametrize("releasegate_check", params)

@@ -5,27 +5,34 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .db.state import DbState
-from .errors import GateFailure, NoData, ProbeError, ReleasegateError
+from .errors import CheckDeadline, GateFailure, NoData, ProbeError, ReleasegateError
 from .evidence import EvidenceRecorder
 from .model import KINDS
 from .outcomes import (
     attach,
     check_info,
+    deadline_reason,
     is_gate_item,
     is_spec_check,
     item_phases,
+    overran,
     reported_status,
+    under_deadline,
 )
 from .phases import PHASE_DESCRIPTIONS, Phase
-from .session import PhaseGuard
+from .session import DEMO_KEY, PhaseGuard
 from .settings import DEFAULT_REPORT_DIR, DEFAULT_SPEC, RunSettings, resolve
+
+if TYPE_CHECKING:
+    from .runtime import DemoServices
 
 SETTINGS_KEY = pytest.StashKey[RunSettings]()
 PROBE_DB_KEY = pytest.StashKey[DbState]()
@@ -83,12 +90,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " (default 0: refuse at once)",
     )
     group.addoption(
+        "--rg-time-scale",
+        dest="rg_time_scale",
+        type=_time_scale,
+        default=None,
+        metavar="FACTOR",
+        help="run every SLO window FACTOR times faster (demos, tests); the record keeps the"
+        " nominal and the scaled window (default: RELEASEGATE_TIME_SCALE, else 1)",
+    )
+    group.addoption(
         "--rg-fault",
         dest="rg_fault",
         action="append",
         metavar="NAME=VALUE",
         help="inject a fault into the embedded demo target (repeatable)",
     )
+
+
+def _demo_services() -> DemoServices:
+    from .runtime import DemoServices
+
+    return DemoServices.from_env(os.environ)
+
+
+def _time_scale(value: str) -> float:
+    import argparse
+    import math
+
+    try:
+        factor = float(value)
+    except ValueError:
+        factor = math.nan
+    if not (math.isfinite(factor) and 0 < factor <= 100_000):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a time scale: a number in (0, 100000]")
+    return factor
+
+
+def time_scale(config: pytest.Config) -> float:
+    """``--rg-time-scale``, else ``RELEASEGATE_TIME_SCALE``, else 1."""
+    given = config.getoption("rg_time_scale", None)
+    if given is None:
+        env = os.environ.get("RELEASEGATE_TIME_SCALE", "").strip()
+        if env:
+            try:
+                given = _time_scale(env)
+            except Exception as err:
+                raise pytest.UsageError(f"RELEASEGATE_TIME_SCALE: {err}") from None
+    return float(given) if given is not None else 1.0
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -107,8 +155,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{kind}: {text}")
     config.addinivalue_line(
         "markers",
-        "releasegate(name=, category=, severity=, weight=, on_fail=, description=):"
-        " identity of a Python gate check",
+        "releasegate(name=, category=, severity=, weight=, on_fail=, description=, timeout=):"
+        " identity of a Python gate check; timeout= its deadline (seconds or 90s, 30m)",
     )
     settings = resolve(config)
     config.stash[SETTINGS_KEY] = settings
@@ -310,6 +358,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         check_info(item)
 
 
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A gate check's call runs under its deadline (``outcomes.under_deadline``).
+
+    ``trylast``: the innermost wrapper, so that the deadline covers the check's body only and
+    a ``SIGALRM`` handler installed around it (pytest-timeout's) is seen and left alone.
+    """
+    settings = item.config.stash.get(SETTINGS_KEY, None)
+    if settings is None or settings.phase is None or not is_gate_item(item):
+        return (yield)
+    with under_deadline(item):
+        return (yield)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -322,17 +384,21 @@ def pytest_runtest_makereport(
     if (
         report.failed
         and excinfo is not None
-        and excinfo.errisinstance((GateFailure, ProbeError))
-        and is_spec_check(item)
+        and excinfo.errisinstance((GateFailure, ProbeError, CheckDeadline))
+        and (is_spec_check(item) or getattr(excinfo.value, "returned", False))
     ):
-        # A spec check's traceback is releasegate's plumbing; its reason is what matters.
+        # A spec check's traceback is releasegate's plumbing, as is that of a check stopped
+        # for having returned past its deadline: the reason is what matters.
+        text = str(excinfo.value)
         if excinfo.errisinstance(GateFailure):
             kind = "FAILED"
+        elif overran(item):
+            kind, text = "ERROR (could not measure)", deadline_reason(item, text)
         elif excinfo.errisinstance(NoData):
             kind = "NO DATA (measured nothing)"
         else:
             kind = "ERROR (could not measure)"
-        report.longrepr = f"{check_info(item).name}: {kind}: {excinfo.value}"
+        report.longrepr = f"{check_info(item).name}: {kind}: {text}"
     if settings is not None and (report.failed or report.sections):
         # Failed: the traceback and summary line; any report: captured output and logs (what
         # -rA, --junitxml and the live log show).
@@ -391,7 +457,10 @@ def rg_target(request: pytest.FixtureRequest, rg_spec: Any) -> Iterator[Any]:
     from .runtime import open_target
 
     db = request.config.stash.setdefault(PROBE_DB_KEY, DbState())
-    with open_target(rg_spec, request.config.stash[SETTINGS_KEY].faults, db) as client:
+
+    services = request.config.stash.setdefault(DEMO_KEY, _demo_services())
+    faults = request.config.stash[SETTINGS_KEY].faults
+    with open_target(rg_spec, faults, db, services) as client:
         yield client
 
 
@@ -402,15 +471,19 @@ def rg_probe_context(request: pytest.FixtureRequest, rg_spec: Any, rg_target: An
     The databases' state is the one ``rg_target`` recorded the demo's file in (a fresh one if
     a suite overrides ``rg_target``); its engines are closed when the run ends.
     """
+    from .netguard import Policy
     from .probes import ProbeContext
 
     settings = request.config.stash[SETTINGS_KEY]
+    policy = Policy.from_hosts(rg_spec.allowed_hosts)
     context = ProbeContext(
         spec=rg_spec,
         target=rg_target,
         phase=settings.phase,
         spec_dir=settings.loaded.path.parent if settings.loaded else None,
-        db=request.config.stash.setdefault(PROBE_DB_KEY, DbState()),
+        db=request.config.stash.setdefault(PROBE_DB_KEY, DbState(policy=policy)),
+        time_scale=time_scale(request.config),
+        cache={"demo": request.config.stash.setdefault(DEMO_KEY, _demo_services())},
     )
     yield context
     if context.db.engines:

@@ -2,34 +2,96 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .db.state import DbState
+from .netguard import Policy
 from .spec import Spec
 from .target import TargetClient
 
 
+@dataclass
+class DemoServices:
+    """What the embedded demo gives a run besides its URL: the probes read it (``demo://``
+    in ``slo.prometheus.url`` and a log check's ``file``), the record keeps the fault seed."""
+
+    fault_seed: int | None = None
+    faults: dict[str, str] | None = None
+    log_file: Path | None = None
+    prometheus_url: str | None = None
+    #: ``time.time()`` when the demo's Prometheus scraped first (its data starts there)
+    prometheus_since: float | None = None
+    prometheus_missing: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DemoServices:
+        """What ``releasegate demo`` passes to the gate it runs (the demo runs in the CLI)."""
+        services = cls()
+        seed = env.get("RELEASEGATE_DEMO_FAULT_SEED", "").strip()
+        if seed.isdigit():
+            services.fault_seed = int(seed)
+        faults = env.get("RELEASEGATE_DEMO_FAULTS", "").strip()
+        if faults:
+            services.faults = dict(f.split("=", 1) for f in faults.split(",") if "=" in f)
+        log_file = env.get("RELEASEGATE_DEMO_LOG_FILE", "").strip()
+        if log_file:
+            services.log_file = Path(log_file)
+        since = env.get("RELEASEGATE_DEMO_PROMETHEUS_SINCE", "").strip()
+        try:
+            services.prometheus_since = float(since) if since else None
+        except ValueError:
+            services.prometheus_since = None
+        return services
+
+    def record(self) -> dict[str, Any]:
+        """What the decision record keeps of the demo: its faults and their seed."""
+        if self.fault_seed is None:
+            return {}
+        return {"demo": {"fault_seed": self.fault_seed, "faults": dict(self.faults or {})}}
+
+
 @contextmanager
 def open_target(
-    spec: Spec, faults: Sequence[str] = (), db: DbState | None = None
+    spec: Spec,
+    faults: Sequence[str] = (),
+    db: DbState | None = None,
+    services: DemoServices | None = None,
 ) -> Iterator[TargetClient]:
     """Yield a client for the spec's target; ``demo://`` starts the demo target for the run.
 
-    ``db`` gets the demo's SQLite file, which ``databases: url: demo://`` means.
+    ``db`` gets the demo's SQLite file, which ``databases: url: demo://`` means; ``services``
+    gets the demo's fault seed and log file, and the URL of a Prometheus scraping the demo when
+    the spec asks for one (``slo.prometheus.url: demo://``) and one is installed.
     """
     base_url = spec.target.base_url
+    policy = Policy.from_hosts(spec.allowed_hosts)
+    if db is not None:
+        db.policy = policy
     demo = None
     if spec.target.is_demo:
         from .demo import DemoTarget
         from .demo.faults import parse_fault
 
-        demo = DemoTarget(faults=dict(parse_fault(f) for f in faults))
+        parsed = dict(parse_fault(f) for f in faults)
+        demo = DemoTarget(faults=parsed)
         demo.start()
         base_url = demo.url
         if db is not None:
             db.demo_db_path = demo.db_path
+        if services is not None:
+            services.fault_seed = demo.fault_seed
+            services.faults = {k: str(v) for k, v in parsed.items()}
+            services.log_file = demo.log_path
+    stack = ExitStack()
     try:
+        if demo is not None and services is not None:
+            _start_prometheus(spec, demo.url, services, stack)
         client = TargetClient(
             base_url=base_url,
             timeout_s=spec.target.timeout_s,
@@ -37,11 +99,36 @@ def open_target(
             headers=dict(spec.target.headers),
             baseline_url=spec.target.baseline_url,
             max_body_bytes=spec.target.max_body_bytes,
+            policy=policy,
         )
         try:
             yield client
         finally:
             client.close()
     finally:
+        stack.close()
         if demo is not None:
             demo.stop()
+
+
+def _start_prometheus(spec: Spec, url: str, services: DemoServices, stack: ExitStack) -> None:
+    """The demo's own Prometheus, scraping it, when the spec asks (``demo://``)."""
+    source = spec.slo.prometheus
+    if source is None or source.url != "demo://":
+        return
+    from .demo.prometheus import Prometheus, prometheus_binary
+
+    binary = prometheus_binary()
+    if binary is None:
+        services.prometheus_missing = (
+            "the demo's Prometheus is not installed (Debian: apt-get install prometheus);"
+            " the scraped /metrics checks measure the same SLOs"
+        )
+        return
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
+    server = Prometheus([url], workdir, binary)
+    server.start()
+    stack.callback(server.stop)
+    services.prometheus_url = server.url
+    # Prometheus hands targets to its scraper on a 5 s tick: its data starts about then.
+    services.prometheus_since = time.time() + 5.0

@@ -10,10 +10,12 @@ never gets one.
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,6 +32,12 @@ from .redact import redact_text
 from .runguard import Interrupts
 from .settings import RunSettings
 from .watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from .runtime import DemoServices  # noqa: F401  (the stash key's type, below)
+
+#: What the embedded demo gave the run (its fault seed, log, Prometheus), set by the plugin.
+DEMO_KEY = pytest.StashKey["DemoServices"]()
 
 
 class _PytestListener:
@@ -98,6 +106,21 @@ class GateSession:
             self.interrupts.start()
             self.watchdog = self._start_watchdog()
 
+    def _extra(self) -> dict[str, Any]:
+        """Record fields beside the outcomes: the scoring bands and, when the embedded demo
+        ran, its faults and their seed (so that a detection trial can be told from another)."""
+        spec = self.settings.require_spec()
+        extra: dict[str, Any] = {
+            "scoring": {"go": spec.scoring.go, "conditional": spec.scoring.conditional}
+        }
+        services = self.config.stash.get(DEMO_KEY, None)
+        if services is None:
+            from .runtime import DemoServices
+
+            services = DemoServices.from_env(os.environ)
+        extra.update(services.record())
+        return extra
+
     def _start_watchdog(self) -> Watchdog | None:
         spec = self.settings.require_spec()
         header = {
@@ -115,7 +138,7 @@ class GateSession:
             "expected_commit": spec.deployment.commit,
             "target": spec.target.base_url,
             "spec_path": str(self.settings.loaded.path) if self.settings.loaded else "",
-            "extra": {"scoring": {"go": spec.scoring.go, "conditional": spec.scoring.conditional}},
+            "extra": self._extra(),
         }
         capture = self.config.pluginmanager.getplugin("capturemanager")
         # The watchdog's last word goes to the real stderr, not to pytest's capture.
@@ -233,7 +256,7 @@ class GateSession:
             expected_commit=spec.deployment.commit,
             target=spec.target.base_url,
             spec_path=str(self.settings.loaded.path) if self.settings.loaded else "",
-            extra={"scoring": {"go": spec.scoring.go, "conditional": spec.scoring.conditional}},
+            extra=self._extra(),
             kept_exit=kept,
         )
 
@@ -291,6 +314,12 @@ class GateSession:
 
     def pytest_unconfigure(self) -> None:
         self.interrupts.stop()
+        if "_pytest.pytester" not in sys.modules:
+            # The run is over. pytest's unraisable-exception plugin now walks every object
+            # alive twice (gc.collect) looking for errors in finalizers: with a spec's models,
+            # the items and the record that is a tenth of a 500-check run. Set them aside
+            # instead (never inside a test process, where other runs follow).
+            gc.freeze()
 
     # -- telling -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import checktypes, spec_db
+from . import checktypes, spec_db, spec_slo
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import DB_BACKENDS, Database
@@ -462,6 +462,26 @@ class SqlCheck(spec_db.SqlFields, DbCheckBase):
     """A read-only query returning one number, held to min/max."""
 
 
+class PrometheusCheck(spec_slo.PrometheusFields, CheckBase):
+    """PromQL held to a threshold, now or at every step of a window (kind slo)."""
+
+
+class MetricsCheck(spec_slo.MetricsFields, CheckBase):
+    """A scraped /metrics endpoint: a rate, ratio, gauge or histogram quantile (kind slo)."""
+
+
+class JsonMetricCheck(spec_slo.JsonMetricFields, CheckBase):
+    """A number in a JSON endpoint, by JSONPath, sampled over a window (kind slo)."""
+
+
+class LogPatternCheck(spec_slo.LogPatternFields, CheckBase):
+    """New lines of a log file classed GOOD / CONCERNING / BAD over a window (kind slo)."""
+
+
+class BurnRateCheck(spec_slo.BurnRateFields, CheckBase):
+    """Multiwindow multi-burn-rate gate of an SLO over Prometheus (kind slo)."""
+
+
 # The check types: one model and one probe each (``module:function`` in releasegate.probes).
 for _model, _probe in (
     (HttpCheck, "http:probe_http"),
@@ -479,6 +499,11 @@ for _model, _probe in (
     (SchemaDriftCheck, "sql:probe_schema_drift"),
     (MigrationHeadCheck, "sql:probe_migration_head"),
     (SqlCheck, "sql:probe_sql"),
+    (PrometheusCheck, "slo:probe_prometheus"),
+    (MetricsCheck, "slo:probe_metrics"),
+    (JsonMetricCheck, "slo:probe_json_metric"),
+    (LogPatternCheck, "slo:probe_log_pattern"),
+    (BurnRateCheck, "slo:probe_burn_rate"),
 ):
     checktypes.register(_model, _probe)
 
@@ -516,6 +541,10 @@ class Spec(Strict):
     databases: dict[str, Database] = Field(
         default_factory=dict, description="Databases the DB checks read, by name (main first)."
     )
+    slo: spec_slo.SloSettings = Field(
+        default_factory=spec_slo.SloSettings,
+        description="SLO sources shared by the checks (prometheus) and the time scale.",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Where gate traffic may go besides loopback: host names (exact, or"
@@ -523,6 +552,13 @@ class Spec(Strict):
         " hop, database hosts and hooks' webhooks are checked against it; empty means loopback"
         " only.",
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        from .netguard import validate_allowed_hosts
+
+        return validate_allowed_hosts(value)
 
     @model_validator(mode="after")
     def _known_databases(self) -> Spec:

@@ -9,11 +9,22 @@ from ``spec.py`` and either can be imported first. Import the check classes from
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from .phases import Phase
+from .slo.units import parse_duration
+from .slo.window import Window
+from .spec_slo import DEFAULT_STEPS
 
 # A table or column name, optionally schema-qualified (``audit.risk_log``). Quoted by the dialect.
 IDENT = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
@@ -238,18 +249,88 @@ class MigrationHeadFields(DbFields):
     _one_select = model_validator(mode="after")(_query_is_one_select)
 
 
+#: What a duration field takes: seconds, or text such as 10m, 1h30m, 500ms (``parse_duration``).
+_DURATION_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h|d|w))+)\s*$"},
+            {"type": "null"},
+        ],
+        "examples": ["10m", "30s"],
+    }
+)
+Duration = Annotated[float | None, _DURATION_SCHEMA]
+
+
+def _duration(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 10m or 30s, not {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    return parse_duration(str(value))
+
+
 class SqlFields(DbFields):
+    """One number from a read-only query, held to min/max: once, or with ``for:`` at every
+    step of a window (the SLO library's semantics, docs/slo.md), which makes it kind ``slo``
+    unless the spec says ``kind:``."""
+
     type: Literal["sql"]
     query: str = Field(min_length=1, description="A read-only query returning one number.")
     min: float | None = Field(None, description="The number must be >= this.")
     max: float | None = Field(None, description="The number must be <= this.")
+    hold_for: Duration = Field(
+        None,
+        alias="for",
+        description="Sample the query at every step of a window this long (10m), each sample"
+        " held to min/max; omitted: one sample, now. Scaled by slo.time_scale.",
+    )
+    step: Duration = Field(None, description="How often within the window (default: a 20th of it).")
+    min_coverage: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="With for: the fraction of steps that must have a number, else NO DATA.",
+    )
 
     _one_select = model_validator(mode="after")(_query_is_one_select)
+    _durations = field_validator("hold_for", "step", mode="before")(_duration)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _windowed_is_slo(cls, data: Any) -> Any:
+        """A check sampled over a window is an SLO check (marker, default deadline) unless
+        the spec names its kind."""
+        windowed = isinstance(data, dict) and (
+            data.get("for") is not None or data.get("hold_for") is not None
+        )
+        if windowed and "kind" not in data:
+            return {**data, "kind": "slo"}
+        return data
 
     @model_validator(mode="after")
-    def _bounds(self) -> SqlFields:
+    def _bounds_and_window(self) -> SqlFields:
         _check_bounds(self.min, self.max, "the query's number")
+        if self.hold_for is None:
+            for name in ("step", "min_coverage"):
+                if name in self.model_fields_set:
+                    raise ValueError(f"{name}: only applies with for: (a window); add e.g. for: 5m")
+        elif self.hold_for <= 0:
+            raise ValueError("for: must be a positive duration such as 10m")
+        elif self.step is not None and self.step <= 0:
+            raise ValueError("step: must be a positive duration such as 30s")
+        self.window()  # a window that cannot be (a step longer than it, too many steps)
         return self
+
+    def window(self) -> Window | None:
+        """The nominal window (None for a check of one sample)."""
+        if self.hold_for is None:
+            return None
+        step = self.step or self.hold_for / DEFAULT_STEPS
+        return Window(self.hold_for, step, self.min_coverage)
 
 
 def refused_query(query: str, backend: str | None) -> str | None:

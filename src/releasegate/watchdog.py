@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +29,19 @@ from typing import IO, Any
 
 DONE = "done"
 DIED = "the gate process ended without deciding (killed, or it crashed)"
+
+
+PIPE_BYTES = 1 << 20
+
+
+def _widen(stream: IO[bytes] | None) -> None:
+    """A pipe of 1 MiB (Linux's default cap) instead of 64 KiB: the run never waits for the
+    watchdog to read, even while the watchdog is still starting."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if stream is None or set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(stream.fileno(), set_size, PIPE_BYTES)
 
 
 class Watchdog:
@@ -44,6 +62,7 @@ class Watchdog:
             )
         except OSError:
             return None
+        _widen(proc.stdin)
         watchdog = cls(proc)
         watchdog._send(json.dumps(header, default=str))
         return watchdog

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import deadlines
 from ..db.state import DbState
 from ..errors import ProbeError, ReleasegateError
 from ..model import Evidence, Status
@@ -50,6 +52,12 @@ class ProbeContext:
     ``db`` holds the demo's SQLite file and the engines, ``bundles`` the SQL probes' measured
     but not yet taken results of bundled checks. ``allow_remote_fuzz`` lets the bad-input
     probe fuzz a target that is not on loopback.
+
+    Time is a parameter: ``clock`` (wall-clock seconds, the time axis of SLO samples) and
+    ``sleep`` are what probes that observe over a window use, and ``time_scale`` (the
+    ``--rg-time-scale`` option, times the spec's ``slo.time_scale``) runs their windows faster.
+    ``cache`` holds what a probe shares across the checks of a run (a Prometheus client, a
+    phase's prefetched queries), by a key of the probe's own.
     """
 
     spec: Spec
@@ -59,6 +67,10 @@ class ProbeContext:
     db: DbState = field(default_factory=DbState)
     bundles: dict[BundleKey, CachedBundle] = field(default_factory=dict)
     allow_remote_fuzz: bool = False
+    time_scale: float = 1.0
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 Probe = Callable[[Any, ProbeContext], ProbeResult]
@@ -79,12 +91,16 @@ def probe_for(check_type: str) -> Probe | None:
 
 
 def run_check(check: Any, context: ProbeContext) -> ProbeResult:
-    """Run the probe for ``check.type``; a probe that raises is an ERROR, never a pass."""
+    """Run the probe for ``check.type`` under the check's deadline (its ``timeout``, else the
+    default of its kind; never later than a deadline already running); a probe that raises
+    is an ERROR, never a pass."""
     probe = probe_for(check.type)
     if probe is None:
         return ProbeResult.error(f"no probe for check type {check.type!r}")
+    timeout = deadlines.Timeout.of(getattr(check, "timeout", None), check.kind)
     try:
-        return probe(check, context)
+        with deadlines.within(timeout.seconds):
+            return probe(check, context)
     except ProbeError as err:
         return ProbeResult.error(str(err))
     except ReleasegateError as err:

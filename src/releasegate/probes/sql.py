@@ -6,25 +6,70 @@ measures all of them and leaves the others' results in ``context.bundles``, wher
 sibling takes its own once, within ``BUNDLE_TTL_S``. Under xdist each worker does this on its
 own. A bundle that fails (a sibling's bad ``where:``, a timeout) is retried with the check
 alone, so one broken check never takes its siblings down.
+
+A session opened for a check never outlives the check's deadline by its statement timeout:
+that is the database's ``statement_timeout_s`` or what is left of the check's deadline when the
+session opens, whichever is shorter (``within_deadline``).
+
+A ``sql`` check with ``for:`` samples its query at every step of its (scaled) window, each
+sample in a session of its own, and lets ``releasegate.slo`` judge the steps against min/max
+(``_probe_sql_window``).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import deadlines
 from ..db.build import TableRef, plain, table_names
-from ..db.connect import database, guard_read_query, read_only
+from ..db.connect import DbSession, database, engine_for, guard_read_query, read_only
 from ..db.measure import CachedBundle, Measured, bundle_key, measure, relations
 from ..db.schema import default_baseline_path, diff, read_snapshot, take_snapshot, write_snapshot
 from ..errors import ProbeError
 from ..model import Evidence, Limit, Status
 from ..redact import redact_text, redact_value
+from ..slo.condition import Condition
+from ..slo.units import UnitKind, format_duration, format_number
+from ..slo.window import Window, judge_steps
+from ..spec_db import Database
 from .base import ProbeContext, ProbeResult
 
 BUNDLE_TTL_S = 60.0
+MIN_STATEMENT_S = 0.005  # less left of the check's deadline than this: no statement starts
+
+
+def within_deadline(name: str, db: Database, context: ProbeContext) -> Database:
+    """``db`` with a statement timeout no longer than what is left of the running check's
+    deadline: the server's statement timeout and the client's deadline behind it (see
+    ``db/connect.py``) both follow it."""
+    until = deadlines.current()
+    if until is None:
+        return db
+    left = math.floor((until - time.monotonic()) * 1000) / 1000
+    if left >= db.statement_timeout_s:
+        return db
+    if left < MIN_STATEMENT_S:
+        raise ProbeError(
+            f"database {name!r}: no time left of the check's deadline to run a statement"
+        )
+    # The engine (one per URL per run) keeps connection settings from the database's own
+    # timeout (MariaDB's socket read timeout): never from one check's remainder.
+    engine_for(db, context.db)
+    return db.model_copy(update={"statement_timeout_s": left})
+
+
+@contextmanager
+def _session(check: Any, context: ProbeContext) -> Iterator[DbSession]:
+    """A read-only session on the check's database whose statements end by its deadline."""
+    db = database(context.spec.databases, check.database)
+    with read_only(check.database, within_deadline(check.database, db, context), context.db) as s:
+        yield s
 
 
 def siblings(check: Any, context: ProbeContext) -> list[Any]:
@@ -47,15 +92,14 @@ def _measured(check: Any, context: ProbeContext) -> Measured:
         hit = cached.pending.pop(check.name, None)
         if hit is not None:
             return hit
-    db = database(context.spec.databases, check.database)
     members = siblings(check, context)
     try:
-        with read_only(check.database, db, context.db) as session:
+        with _session(check, context) as session:
             results = measure(session, check.table, getattr(check, "where", None), members)
     except ProbeError:
         if len(members) == 1:
             raise
-        with read_only(check.database, db, context.db) as session:
+        with _session(check, context) as session:
             results = measure(session, check.table, getattr(check, "where", None), [check])
     mine = results.pop(check.name)
     if key is not None:
@@ -65,8 +109,7 @@ def _measured(check: Any, context: ProbeContext) -> Measured:
 
 def _orphans_everywhere(check: Any, context: ProbeContext) -> Measured:
     """An orphans check without ``table:``: every table with references, one query each."""
-    db = database(context.spec.databases, check.database)
-    with read_only(check.database, db, context.db) as session:
+    with _session(check, context) as session:
         total = Measured(session.label)
         with session.errors():
             children = {ref.name.lower(): ref for ref in table_names(session)}
@@ -251,8 +294,7 @@ def probe_freshness(check: Any, context: ProbeContext) -> ProbeResult:
 
 def probe_schema_drift(check: Any, context: ProbeContext) -> ProbeResult:
     path = baseline_path(check.baseline, check.database, context)
-    db = database(context.spec.databases, check.database)
-    with read_only(check.database, db, context.db) as session:
+    with _session(check, context) as session:
         phase = context.phase
         capture_now = check.capture_at is not None and phase == check.capture_at
         if capture_now or (check.capture_if_missing and not path.exists()):
@@ -294,9 +336,8 @@ def probe_schema_drift(check: Any, context: ProbeContext) -> ProbeResult:
 
 
 def probe_migration_head(check: Any, context: ProbeContext) -> ProbeResult:
-    db = database(context.spec.databases, check.database)
     expected = sorted(check.expected)
-    with read_only(check.database, db, context.db) as session:
+    with _session(check, context) as session:
         if check.query is None:
             table = TableRef(session.schema, "alembic_version")
             with session.errors():
@@ -324,31 +365,43 @@ def probe_migration_head(check: Any, context: ProbeContext) -> ProbeResult:
     return ProbeResult.passed(f"at the expected revision {', '.join(found)}", evidence)
 
 
+def _number(row: Any) -> tuple[Any, float | None]:
+    """The first column of ``row`` as the database gave it and as a number (None: no row or
+    NULL); text that is not a number is the query's mistake, a ``ProbeError``."""
+    raw = plain(row[0]) if row is not None and len(row) else None
+    if raw is None:
+        return None, None
+    try:
+        return raw, float(raw)
+    except (TypeError, ValueError):
+        raise ProbeError(
+            f"the query returned {raw!r}, not a number. Fix: SELECT one number"
+        ) from None
+
+
 def probe_sql(check: Any, context: ProbeContext) -> ProbeResult:
-    db = database(context.spec.databases, check.database)
-    with read_only(check.database, db, context.db) as session:
+    """One number held to min/max: now, or with ``for:`` at every step of the window."""
+    window = check.window()
+    if window is not None:
+        scale = context.spec.slo.time_scale * context.time_scale
+        return _probe_sql_window(check, context, window.scaled(scale))
+    with _session(check, context) as session:
         query = guard_read_query(check.query, session.backend)
         row = session.row(query)
         label = session.label
     limits = [f">= {check.min:g}" if check.min is not None else "", ""]
     limits[1] = f"<= {check.max:g}" if check.max is not None else ""
     threshold = " and ".join(t for t in limits if t)
-    raw = plain(row[0]) if row is not None and len(row) else None
     details = {"database": label, "sql": redact_text(query)}
     bounds = [Limit("value", ">=", float(check.min))] if check.min is not None else []
     bounds += [Limit("value", "<=", float(check.max))] if check.max is not None else []
-    if raw is None:
+    raw, value = _number(row)
+    if value is None:
         return ProbeResult(
             Status.NO_DATA,
             "the query returned no number (no row, or NULL): no data is not a pass",
             (Evidence(measured="sql", threshold=threshold, details=details, limits=tuple(bounds)),),
         )
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ProbeError(
-            f"the query returned {raw!r}, not a number. Fix: SELECT one number"
-        ) from None
     evidence = Evidence(
         measured="sql", value=raw, threshold=threshold, details=details, limits=tuple(bounds)
     )
@@ -357,3 +410,150 @@ def probe_sql(check: Any, context: ProbeContext) -> ProbeResult:
     if low_ok and high_ok:  # NaN fails both comparisons, so it never passes
         return ProbeResult.passed(f"{raw} ({threshold})", evidence)
     return ProbeResult.failed(f"{raw}, expected {threshold}", evidence)
+
+
+def _bound_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _conditions(check: Any) -> list[Condition]:
+    """min and max as the SLO library's conditions (plain numbers)."""
+    return [
+        Condition(op, float(bound), UnitKind.NUMBER, f"{op} {_bound_text(float(bound))}")
+        for op, bound in ((">=", check.min), ("<=", check.max))
+        if bound is not None
+    ]
+
+
+def _sample(check: Any, context: ProbeContext) -> tuple[str, float | None]:
+    """The query's number now (None: no row or NULL), in a read-only session of its own."""
+    with _session(check, context) as session:
+        row = session.row(check.query)
+        return session.label, _number(row)[1]
+
+
+def _probe_sql_window(check: Any, context: ProbeContext, window: Window) -> ProbeResult:
+    """Sample the query at every step of ``window``; every sample is held to min/max.
+
+    Each sample runs in a session (and transaction) of its own, so that it reads what is
+    committed at that step (MariaDB's REPEATABLE READ would keep the first sample's snapshot,
+    and a transaction held open for the window would hold SQLite's lock against writers), and
+    so that its statement timeout is what is left of the check's deadline then. A sample that
+    fails or returns NULL leaves its step missing; one that fails before any sample has
+    answered is an ERROR (the database cannot be read at all); a step whose sample would start
+    a whole step late, behind a slow one, is skipped (missing), so that the loop keeps to the
+    window.
+    """
+    measured = "sql"
+    query = redact_text(check.query)
+    base = {"sql": query, "database": check.database}
+    until = deadlines.current()
+    if until is not None and until - time.monotonic() < window.duration_s:
+        left = max(until - time.monotonic(), 0.0)
+        reason = (
+            f"the window of {window.describe()} does not fit in what is left of the check's"
+            f" deadline ({format_duration(round(left, 3))}). Fix: raise timeout: above for:"
+        )
+        return ProbeResult.error(reason, Evidence(measured, reason=reason, details=base))
+    values: list[float | None] = []
+    errors: list[str] = []
+    failed = skipped = 0
+    label = ""
+    start = context.clock()
+    for index in range(window.steps):
+        wait = start + (index + 1) * window.step_s - context.clock()
+        if wait > 0:
+            context.sleep(wait)
+        elif -wait >= window.step_s:  # the next step is due already: keep to the window
+            values.append(None)
+            skipped += 1
+            continue
+        try:
+            label, value = _sample(check, context)
+        except ProbeError as err:
+            text = redact_text(str(err))
+            if not label:
+                details = {**base, "window": window.to_dict(), "step": index}
+                return ProbeResult.error(text, Evidence(measured, reason=text, details=details))
+            failed += 1
+            if text not in errors and len(errors) < 5:
+                errors.append(text)
+            value = None
+        values.append(value)
+    now = start + window.duration_s
+    status, reason, evidence = _window_verdict(
+        values, _conditions(check), window, now, measured, check.name
+    )
+    details = {
+        **evidence.details,
+        **base,
+        "database": label,
+        "samples": window.steps - skipped,
+        "failed_samples": failed,
+        "skipped_samples": skipped,
+        "errors": errors,
+        "evaluated_at": round(now, 3),
+    }
+    if status is Status.NO_DATA and errors:
+        reason += f" ({failed} sample(s) failed: {errors[0]})"
+    reason = redact_text(reason)
+    return ProbeResult(
+        status,
+        reason,
+        (
+            Evidence(
+                evidence.measured,
+                evidence.value,
+                evidence.threshold,
+                reason,
+                redact_value(details),
+                evidence.limits,
+            ),
+        ),
+    )
+
+
+def _window_verdict(
+    values: list[float | None],
+    conditions: list[Condition],
+    window: Window,
+    now: float,
+    measured: str,
+    subject: str = "value",
+) -> tuple[Status, str, Evidence]:
+    """The SLO library's verdict on the per-step numbers: each held to min and/or max."""
+    verdicts = [judge_steps(values, c, window, now, subject) for c in conditions]
+    if len(verdicts) == 1:
+        return verdicts[0].status, verdicts[0].reason, verdicts[0].evidence(measured)
+    # Both bounds: a step holds when min <= value <= max, that is when its distance outside
+    # [min, max] is <= 0; the worst step is the one nearest to (or furthest past) a bound.
+    low, high = conditions
+    outside = [None if v is None else max(low.threshold - v, v - high.threshold) for v in values]
+    inside = Condition("<=", 0.0, UnitKind.NUMBER, "<= 0")
+    both = judge_steps(outside, inside, window, now, subject)
+    text = f"{low.text} and {high.text}"
+    show = low.display
+    worst = None if both.worst_index is None else show(values[both.worst_index] or 0.0)
+    coverage = f"{format_number(round(both.coverage * 100, 1))}% coverage"
+    if both.status is Status.FAILED:
+        reason = "; ".join(v.reason for v in verdicts if v.status is Status.FAILED)
+    elif both.status is Status.PASSED and worst is not None:
+        reason = (
+            f"{subject} held {text} over {window.describe()} at {both.steps_with_data} of"
+            f" {both.total_steps} steps ({coverage}); worst {format_number(worst)}"
+        )
+    else:
+        reason = both.reason  # no data: the reason names no value
+    record = both.to_dict()
+    record.update(
+        condition=text,
+        worst=worst,
+        steps=[
+            [i, t, None if ok is None else show(values[i] or 0.0), ok]
+            for i, t, _, ok in record["steps"]
+        ],
+    )
+    value = {"worst": worst, "coverage": round(both.coverage, 4)}
+    threshold = f"{text} at every step over {window.describe()}"
+    limits = (low.limit(subject, key="worst"), high.limit(subject, key="worst"))
+    return both.status, reason, Evidence(measured, value, threshold, reason, record, limits)

@@ -67,6 +67,8 @@ class ReportView:
     risks: tuple[assess.Risk, ...]
     recommendation: assess.Recommendation
     rollback: assess.RollbackPlan
+    #: The failed SLO check whose sparkline the executive report shows, if any.
+    worst_slo: view.SloFocus | None = None
     generated_at: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -258,6 +260,7 @@ def _build_view(
         risks=assess.risks(data, rows, integrity),
         recommendation=assess.recommendation(data, rows, integrity),
         rollback=assess.rollback_plan(data, rows),
+        worst_slo=view.worst_slo(rows),
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import model
+from .sparkline import Sparkline, draw, sparklines
 from .verify import INCONSISTENT, UNVERIFIED, RecordCheck
 
 #: Worst first, as the record orders outcomes: failed, not run, error, no data, skipped, passed.
@@ -35,6 +36,9 @@ VERDICT_CSS = {
 # Enough to judge a request at a glance; the decision record keeps the whole excerpt.
 BODY_CHARS = 2000
 VALUE_CHARS = 300
+
+# Half a column of the one-page report: its labels stay as large as the text's.
+EXECUTIVE_SPARK = (320.0, 46.0)
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -102,6 +106,9 @@ class CheckRow:
     threshold: str
     evidence: tuple[EvidenceView, ...]
     comparison: Comparison | None
+    #: SLO windows (``details.steps``) drawn small, worst first; ``more_sparklines`` not drawn.
+    sparklines: tuple[Sparkline, ...] = ()
+    more_sparklines: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +214,17 @@ def _headers(raw: Any) -> list[str]:
     return [f"{k}: {_json(v)}" for k, v in raw.items()]
 
 
-def evidence_view(data: dict[str, Any]) -> EvidenceView:
+def evidence_view(data: dict[str, Any], steps_drawn: bool = False) -> EvidenceView:
     """One piece of evidence; its details become plain-text sections, one ``<pre>`` each.
 
     Text rather than nested markup keeps a row to a handful of elements, which is what lets
-    a 10,000-check scorecard open in a browser in about a second.
+    a 10,000-check scorecard open in a browser in about a second. ``steps_drawn``: the row
+    draws the window's steps, so the text names them instead of spending its space on them.
     """
     details = dict(data.get("details") or {})
+    if steps_drawn and isinstance(details.get("steps"), list):
+        count = len(details["steps"])
+        details["steps"] = f"{count} recorded, drawn in the sparkline; all in decision.json"
     sections: list[Section] = []
     request = details.pop("request", None)
     if isinstance(request, dict):
@@ -279,6 +290,8 @@ def _limits_of(item: dict[str, Any], value: Any) -> tuple[model.Limit, ...]:
     if isinstance(raw, list) and raw:
         limits = []
         for entry in raw:
+            if not isinstance(entry, dict):
+                continue
             try:
                 limits.append(model.Limit.from_dict(entry))
             except (KeyError, TypeError, ValueError):
@@ -298,6 +311,7 @@ def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> t
         status = str(outcome.get("status", "error"))
         category = str(check.get("category", "general"))
         first = evidence[0] if evidence else {}
+        drawn, more = sparklines(name, evidence) if _has_steps(evidence) else ((), 0)
         rows.append(
             CheckRow(
                 name=name,
@@ -313,8 +327,10 @@ def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> t
                 duration_s=float(outcome.get("duration_s") or 0.0),
                 value=compact(first.get("value")),
                 threshold=str(first.get("threshold") or ""),
-                evidence=tuple(evidence_view(e) for e in evidence),
+                evidence=tuple([evidence_view(e, bool(drawn)) for e in evidence]),
                 comparison=comparison(name, evidence),
+                sparklines=drawn,
+                more_sparklines=more,
             )
         )
     rows.sort(
@@ -325,6 +341,43 @@ def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> t
         )
     )
     return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class SloFocus:
+    """The failed SLO check the one-page report draws, and its worst window drawn small."""
+
+    check: CheckRow
+    sparkline: Sparkline
+
+
+def _has_steps(evidence: list[dict[str, Any]]) -> bool:
+    """Whether any evidence records steps: a quick look, so that a row without them costs
+    next to nothing (``sparklines`` reads them)."""
+    for item in evidence:
+        details = item.get("details")
+        if type(details) is dict and type(details.get("steps")) is list:
+            return True
+    return False
+
+
+def worst_slo(rows: Iterable[CheckRow]) -> SloFocus | None:
+    """The failed check with a sparkline that matters most: the most severe, then the one
+    furthest past its limit, then the one with the most breaching steps."""
+    failed = [r for r in rows if r.status == model.Status.FAILED.value and r.sparklines]
+    row = min(
+        failed,
+        key=lambda r: (
+            SEVERITY_ORDER.get(r.severity, 3),
+            -(r.comparison.pressure if r.comparison else 0.0),
+            -r.sparklines[0].breach_count,
+        ),
+        default=None,
+    )
+    if row is None:
+        return None
+    worst = row.sparklines[0]
+    return SloFocus(row, draw(worst.trace, EXECUTIVE_SPARK[0], EXECUTIVE_SPARK[1], worst.series))
 
 
 def category_ids(summary: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[str, str]:

@@ -1,0 +1,113 @@
+"""Detection, measured: the demo's t24h gate over many runs, each with a fresh fault seed.
+
+For each scenario (healthy, a 2% error rate against the 1% error SLO, a latency fault against
+the p95 < 300 ms SLO) it runs ``releasegate demo --phase t24h`` N times and counts the runs
+that were NO-GO, and among them those where an SLO check (kind slo) failed: detection by the
+SLO, not by the chance of one request. Every run draws its faults from its own seed, which the
+record keeps (``demo.fault_seed``), so N runs are N different trials. Usage:
+
+    .venv/bin/python bench/bench_detection.py [--runs 20] [--scenario all|healthy|errors|latency]
+
+Target: errors and latency NO-GO through an SLO in 20 of 20 runs; healthy NO-GO in 0 of 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = {
+    "healthy": [],
+    "errors": ["--fault", "error_rate=0.02"],
+    "latency": ["--fault", "latency_ms=250", "--fault", "latency_jitter_ms=200"],
+}
+
+
+def one_run(extra: list[str], report_dir: Path) -> dict[str, object]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "releasegate.cli",
+            "demo",
+            "--phase",
+            "t24h",
+            *extra,
+            "--",
+            "--rg-report-dir",
+            str(report_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    record_path = report_dir / "demo-shop" / "t24h" / "decision.json"
+    if not record_path.exists():
+        raise SystemExit(f"no record (exit {done.returncode}):\n{done.stdout[-3000:]}")
+    record = json.loads(record_path.read_text())
+    failed_slo = sorted(
+        o["check"]["name"]
+        for o in record["outcomes"]
+        if o["check"]["kind"] == "slo" and o["status"] == "failed"
+    )
+    failed_other = sorted(
+        o["check"]["name"]
+        for o in record["outcomes"]
+        if o["check"]["kind"] != "slo" and o["status"] not in ("passed", "skipped")
+    )
+    return {
+        "decision": record["decision"],
+        "seed": (record.get("demo") or {}).get("fault_seed"),
+        "failed_slo": failed_slo,
+        "failed_other": failed_other,
+        "seconds": round(elapsed, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--scenario", default="all", choices=["all", *SCENARIOS])
+    args = parser.parse_args()
+    chosen = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    ok = True
+    for name in chosen:
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(args.runs):
+                runs.append(one_run(SCENARIOS[name], Path(tmp)))
+        nogo = sum(r["decision"] == "NO-GO" for r in runs)
+        by_slo = sum(r["decision"] == "NO-GO" and bool(r["failed_slo"]) for r in runs)
+        seeds = len({r["seed"] for r in runs})
+        mean = sum(float(r["seconds"]) for r in runs) / len(runs)  # type: ignore[arg-type]
+        print(
+            f"{name:8} {' '.join(SCENARIOS[name]) or '(no fault)':45} NO-GO {nogo}/{len(runs)},"
+            f" through an SLO {by_slo}/{len(runs)}, {seeds} distinct seeds, {mean:.1f} s a run"
+        )
+        slo_names: dict[str, int] = {}
+        for r in runs:
+            for check in r["failed_slo"]:  # type: ignore[attr-defined]
+                slo_names[check] = slo_names.get(check, 0) + 1
+        others: dict[str, int] = {}
+        for r in runs:
+            for check in r["failed_other"]:  # type: ignore[attr-defined]
+                others[check] = others.get(check, 0) + 1
+        print(
+            f"         SLO checks failed: {slo_names or 'none'}; other blockers: {others or 'none'}"
+        )
+        met = nogo == 0 if name == "healthy" else by_slo == len(runs)
+        ok = ok and met
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
