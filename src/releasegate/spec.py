@@ -23,6 +23,7 @@ from . import checktypes, spec_db, spec_slo
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import DB_BACKENDS, Database
+from .spec_text import check_jsonpath, check_regex
 
 Verdicts = Literal["GO", "CONDITIONAL GO", "NO-GO", "INCONCLUSIVE"]
 _ROLLBACK_ON: tuple[Verdicts, ...] = ("NO-GO", "INCONCLUSIVE")
@@ -602,21 +603,3 @@ class Spec(Strict):
 
     def checks_for(self, phase: Phase) -> list[Any]:
         return [c for c in self.checks if phase in c.phases]
-
-
-def check_regex(pattern: str) -> None:
-    """Raise ``ValueError`` naming the problem if ``pattern`` is not a Python regex."""
-    try:
-        re.compile(pattern)
-    except (re.error, RecursionError, OverflowError, ValueError) as err:
-        raise ValueError(f"{pattern!r} is not a valid regular expression: {err}") from None
-
-
-def check_jsonpath(expression: str) -> None:
-    """Raise ``ValueError`` if the probe's JSONPath parser (``jsonpath_ng.ext``) refuses it."""
-    from jsonpath_ng.ext.parser import parse  # the probe's parser; imported only when used
-
-    try:
-        parse(expression)
-    except Exception as err:  # jsonpath_ng's lexer and parser errors have no common base
-        raise ValueError(f"{expression!r} is not a valid JSONPath: {err}") from None

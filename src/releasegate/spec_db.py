@@ -337,8 +337,8 @@ def refused_query(query: str, backend: str | None) -> str | None:
     """Why ``query`` may not run on ``backend`` (the query guard's reason), or None."""
     if backend is None:
         return None  # an unknown database is named elsewhere
-    from .db.readonly import guard_read_query  # sqlglot: imported for specs with SQL only
     from .errors import ProbeError
+    from .sqlguard import guard_read_query  # sqlglot: imported for specs with SQL only
 
     try:
         guard_read_query(query, backend)

@@ -28,6 +28,7 @@ from .slo.selector import parse_selector
 from .slo.series import Aggregate
 from .slo.units import UnitKind, parse_duration
 from .slo.window import Window
+from .spec_text import check_jsonpath, check_regex
 
 MAX_QUERY_CHARS = 20_000
 DEFAULT_STEPS = 20
@@ -242,8 +243,6 @@ class JsonMetricFields(WindowFields):
     @field_validator("jsonpath")
     @classmethod
     def _jsonpath(cls, value: str) -> str:
-        from .spec import check_jsonpath
-
         check_jsonpath(value)
         return value
 
@@ -255,8 +254,6 @@ class LogClasses(_Strict):
 
     @model_validator(mode="after")
     def _compiles(self) -> LogClasses:
-        from .spec import check_regex
-
         for pattern in (*self.good, *self.concerning, *self.bad):
             check_regex(pattern)
         if not (self.concerning or self.bad):

@@ -13,7 +13,7 @@ Every check runs in a session opened by ``read_only``:
 
 Every new connection is made read-only for its whole life when it opens (PostgreSQL
 ``default_transaction_read_only``, MariaDB/MySQL ``SET SESSION TRANSACTION READ ONLY``, SQLite
-``query_only``); the transactions above come on top, and the query guard (``readonly.py``,
+``query_only``); the transactions above come on top, and the query guard (``sqlguard.py``,
 a real SQL parser) refuses anything but one SELECT before it is sent. The server's statement
 timeout has a client-side deadline behind it (see ``DbSession.errors``).
 
@@ -56,7 +56,7 @@ from ..errors import ProbeError, TargetRefused
 from ..netguard import AddrInfo, Policy, dial, literal_address
 from ..redact import redact_text
 from ..spec_db import Database
-from .readonly import denied_function, guard_read_query
+from ..sqlguard import denied_function, guard_read_query
 from .state import DbState
 
 __all__ = ["DbSession", "database", "dispose_engines", "guard_read_query", "read_only"]

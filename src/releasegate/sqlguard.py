@@ -26,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from ..errors import ProbeError
+from .errors import ProbeError
 
 # sqlglot warns (with the query) when it falls back to an opaque Command: such a statement is
 # refused here anyway, and the query text has no business in the user's log.
