@@ -117,7 +117,7 @@ def main() -> int:
     if binary is None:
         raise SystemExit("Prometheus is not installed (Debian: apt-get install prometheus)")
 
-    with tempfile.TemporaryDirectory() as tmp, DemoTarget() as target:  # noqa: SIM117
+    with tempfile.TemporaryDirectory() as tmp, DemoTarget() as target:  # noqa: SIM117 (traffic: data to query)
         with Prometheus([target.url], Path(tmp, "prometheus"), binary) as prom:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # data for the widest rate window (11 s)

@@ -95,7 +95,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, DemoTarget() as target:
+    # No background traffic: the demo serves only the two suites being compared.
+    with tempfile.TemporaryDirectory() as tmp, DemoTarget(traffic_rps=0) as target:
         gated, plain = Path(tmp, "releasegate"), Path(tmp, "plain")
         gated.mkdir()
         plain.mkdir()

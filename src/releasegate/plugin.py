@@ -465,14 +465,19 @@ def rg_target(request: pytest.FixtureRequest, rg_spec: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def rg_probe_context(request: pytest.FixtureRequest, rg_spec: Any, rg_target: Any) -> Iterator[Any]:
+def rg_probe_context(request: pytest.FixtureRequest) -> Iterator[Any]:
     """What spec-check probes work with: the spec, the target client, the phase and databases.
 
     The databases' state is the one ``rg_target`` recorded the demo's file in (a fresh one if
-    a suite overrides ``rg_target``); its engines are closed when the run ends.
+    a suite overrides ``rg_target``); its engines are closed when the run ends. ``rg_spec``
+    and ``rg_target`` are asked for here rather than as arguments: every spec check's fixture
+    closure is then three names, not five, and pytest looks each up at every check.
     """
     from .netguard import Policy
     from .probes import ProbeContext
+
+    rg_spec = request.getfixturevalue("rg_spec")
+    rg_target = request.getfixturevalue("rg_target")
 
     settings = request.config.stash[SETTINGS_KEY]
     policy = Policy.from_hosts(rg_spec.allowed_hosts)

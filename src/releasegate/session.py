@@ -10,7 +10,6 @@ never gets one.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import sys
 from datetime import datetime, timezone
@@ -38,6 +37,19 @@ if TYPE_CHECKING:
 
 #: What the embedded demo gave the run (its fault seed, log, Prometheus), set by the plugin.
 DEMO_KEY = pytest.StashKey["DemoServices"]()
+
+
+def _skip_exit_collection(config: pytest.Config) -> None:
+    """At its end, pytest walks every object alive (``gc.collect``) looking for errors raised
+    in finalizers. A gate run holds a spec's models, the items and the record: that walk was a
+    tenth of a 500-check run, and the run has decided by then. pytest keeps the number of
+    walks in a stash item (for pytester); a gate run sets it to none. Only this run's config
+    is touched: an outer test process still walks at its own end."""
+    try:
+        from _pytest.unraisableexception import gc_collect_iterations_key
+    except ImportError:  # another pytest: keep its behaviour
+        return
+    config.stash[gc_collect_iterations_key] = 0
 
 
 class _PytestListener:
@@ -98,6 +110,7 @@ class GateSession:
         self.watchdog: Watchdog | None = None
         self.left_out = 0
         self._finished = False
+        _skip_exit_collection(config)
 
     # -- gathering ---------------------------------------------------------------------------
 
@@ -314,12 +327,6 @@ class GateSession:
 
     def pytest_unconfigure(self) -> None:
         self.interrupts.stop()
-        if "_pytest.pytester" not in sys.modules:
-            # The run is over. pytest's unraisable-exception plugin now walks every object
-            # alive twice (gc.collect) looking for errors in finalizers: with a spec's models,
-            # the items and the record that is a tenth of a 500-check run. Set them aside
-            # instead (never inside a test process, where other runs follow).
-            gc.freeze()
 
     # -- telling -----------------------------------------------------------------------------
 
