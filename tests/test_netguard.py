@@ -439,3 +439,27 @@ def test_sqlite_needs_no_network(tmp_path: Path) -> None:
 
     sqlite3.connect(tmp_path / "app.db").close()
     assert scalar(f"sqlite:///{tmp_path / 'app.db'}") == 1
+
+
+@pytest.mark.parametrize("timeout_s", [0.5, 1.0])
+def test_a_resolver_that_never_answers_cannot_outlast_the_request(
+    monkeypatch: pytest.MonkeyPatch, timeout_s: float
+) -> None:
+    """The lookup is bounded by the request's deadline: a hung resolver is a timeout."""
+    import time
+
+    def hung(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(host).startswith("hung."):
+            time.sleep(30)
+        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    client = TargetClient(
+        base_url="http://hung.example.org",
+        timeout_s=timeout_s,
+        policy=Policy.from_hosts(["hung.example.org"]),
+    )
+    started = time.monotonic()
+    with pytest.raises(ProbeError, match="did not complete within"):
+        client.get("/")
+    assert time.monotonic() - started < timeout_s + 1.0

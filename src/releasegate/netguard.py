@@ -29,6 +29,7 @@ import ipaddress
 import os
 import re
 import socket
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeAlias
@@ -47,6 +48,42 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 AddrInfo: TypeAlias = tuple[Any, ...]  # one getaddrinfo() entry: family, type, proto, _, sockaddr
+
+#: A lookup never waits longer than this, whatever the caller's deadline.
+MAX_LOOKUP_S = 10.0
+
+
+def getaddrinfo_within(
+    host: str,
+    port: int | None,
+    family: int = 0,
+    type_: int = 0,
+    flags: int = 0,
+    timeout: float | None = None,
+) -> list[AddrInfo]:
+    """``socket.getaddrinfo``, bounded: a resolver that does not answer within ``timeout``
+    (at most ``MAX_LOOKUP_S``) is a ``TimeoutError``. The C call cannot be interrupted, so it
+    runs on a daemon thread that is left to end by itself."""
+    limit = MAX_LOOKUP_S if timeout is None else max(0.0, min(timeout, MAX_LOOKUP_S))
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(host, port, family, type_, 0, flags)
+        except BaseException as err:  # handed to the caller's thread
+            box["error"] = err
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="rg-lookup", daemon=True).start()
+    if not done.wait(limit):
+        raise TimeoutError(f"looking up {host!r} took more than {limit:.3g}s")
+    if "error" in box:
+        raise box["error"]
+    infos: list[AddrInfo] = box["infos"]
+    return infos
+
 
 # Addresses a name never leads to unless an IP/network entry within the range names them.
 _GUARDED: tuple[tuple[Network, str], ...] = tuple(
@@ -325,18 +362,25 @@ class Policy:
         if name in LOOPBACK_NAMES or policy.allows_name(name):
             return
         try:
-            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
+            infos = getaddrinfo_within(host, None, 0, socket.SOCK_STREAM)
+        except (OSError, UnicodeError):  # TimeoutError included: the connection will say
             return
         policy._judge_all(host, infos, purpose, by_name=False)
 
     def resolve(
-        self, host: str, port: int | None, purpose: str, family: int = socket.AF_UNSPEC
+        self,
+        host: str,
+        port: int | None,
+        purpose: str,
+        family: int = socket.AF_UNSPEC,
+        timeout: float | None = None,
     ) -> list[AddrInfo]:
-        """Look ``host`` up once, judge every address, return them all (to connect to).
+        """Look ``host`` up once (within ``timeout``), judge every address, return them all
+        (to connect to).
 
         An IP address needs no lookup. ``TargetRefused`` when any address is refused;
-        ``socket.gaierror`` when the name does not resolve.
+        ``socket.gaierror`` when the name does not resolve; ``TimeoutError`` when the resolver
+        does not answer in time.
         """
         policy = self.effective()
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -355,7 +399,7 @@ class Policy:
             return infos
         name = _name_or_refuse(host, purpose)
         try:
-            infos = socket.getaddrinfo(bare, port, family, socket.SOCK_STREAM)
+            infos = getaddrinfo_within(bare, port, family, socket.SOCK_STREAM, timeout=timeout)
         except UnicodeError as err:
             raise TargetRefused(f"refusing to send {purpose} to {host!r}: {err}") from None
         policy._judge_all(host, infos, purpose, by_name=policy.allows_name(name))
@@ -434,7 +478,7 @@ def is_loopback_host(host: str) -> bool:
     try:
         if normalize_name(host) in LOOPBACK_NAMES:
             return True
-        infos = socket.getaddrinfo(host, None)
+        infos = getaddrinfo_within(host, None)
     except (OSError, UnicodeError, ValueError):
         return False
     return bool(infos) and all(

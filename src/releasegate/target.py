@@ -189,7 +189,9 @@ class _GuardedConnection(HTTPConnection):
         if timeout is _DEFAULT_TIMEOUT:
             timeout = socket.getdefaulttimeout()
         try:
-            infos = self.policy.resolve(self._dns_host, self.port, purpose, allowed_gai_family())
+            infos = self.policy.resolve(
+                self._dns_host, self.port, purpose, allowed_gai_family(), timeout=timeout
+            )
             sock = netguard.dial(infos, timeout, self.source_address, self.socket_options or ())
         except socket.gaierror as err:
             raise NameResolutionError(self.host, self, err) from err

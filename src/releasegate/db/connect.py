@@ -199,6 +199,8 @@ def _resolve(policy: Policy, host: str, port: int | None, purpose: str) -> list[
         raise ProbeError(
             f"{purpose}: host {host!r} does not resolve ({err}). Fix: check the URL's host"
         ) from None
+    except TimeoutError as err:
+        raise ProbeError(f"{purpose}: {err}: the resolver does not answer") from None
 
 
 def _socket_file(path: str, shown: str) -> None:
