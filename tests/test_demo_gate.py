@@ -181,3 +181,34 @@ def test_the_record_says_which_version_was_found_deployed(suite: Path) -> None:
     assert record["versions"]["deployed"] == "9.9.9"
     page = (suite / "reports/out/demo-shop/t24h/executive.html").read_text()
     assert "deployed: 9.9.9" in page
+
+
+def test_without_prometheus_the_demo_is_still_go_through_the_scraped_metrics(
+    suite: Path,
+) -> None:
+    """The README's first command on a machine without Prometheus: its checks are skipped
+    with the reason, the scraped /metrics checks measure the same SLOs, and the phase is GO."""
+    code, output, record = demo(suite, env={"RELEASEGATE_PROMETHEUS_BINARY": ""})
+    assert code == 0, output
+    assert record["decision"] == "GO"
+    outcomes = {o["check"]["name"]: o for o in record["outcomes"]}
+    for name in ("error-rate-prometheus", "p95-latency-prometheus"):
+        assert outcomes[name]["status"] == "skipped"
+        assert "Prometheus is not installed" in outcomes[name]["reason"]
+    for name in ("error-rate", "p95-latency", "error-log"):
+        assert outcomes[name]["status"] == "passed"
+        assert outcomes[name]["check"]["kind"] == "slo"
+    assert record["demo"]["fault_seed"] >= 0
+
+
+def test_an_error_rate_fault_is_no_go_through_an_slo_check(suite: Path) -> None:
+    """Not by the chance of one request: the error-rate SLO sees the random 5xx share."""
+    code, output, record = demo(suite, "--fault", "error_rate=0.05")
+    assert code == 11, output
+    failed_slo = {
+        o["check"]["name"]
+        for o in record["outcomes"]
+        if o["check"]["kind"] == "slo" and o["status"] == "failed"
+    }
+    assert "error-rate" in failed_slo, record["summary"]["blockers"]
+    assert record["demo"]["faults"] == {"error_rate": "0.05"}

@@ -30,8 +30,14 @@ STOP_TIMEOUT_S = 5.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+BINARY_ENV = "RELEASEGATE_PROMETHEUS_BINARY"
+
+
 def prometheus_binary() -> str | None:
-    """The prometheus executable: on PATH or Debian's, None when neither exists."""
+    """The prometheus executable: ``RELEASEGATE_PROMETHEUS_BINARY`` if set (empty: none, as
+    on a machine without Prometheus), else on PATH or Debian's; None when there is none."""
+    if BINARY_ENV in os.environ:
+        return os.environ[BINARY_ENV].strip() or None
     found = shutil.which("prometheus")
     if found:
         return found
