@@ -245,6 +245,11 @@ def db_check(scratch_db: ScratchDb, tmp_path: Path) -> Iterator[Callable[..., An
         results = [run_check(check, context) for check in spec.checks]
         return results[0] if len(results) == 1 else results
 
+    def dispose() -> None:
+        """Close the engines of every run so far (a test that runs many: the fuzzers)."""
+        while contexts:
+            dispose_engines(contexts.pop().db)
+
+    run.dispose = dispose  # type: ignore[attr-defined]
     yield run
-    for context in contexts:
-        dispose_engines(context.db)
+    dispose()
