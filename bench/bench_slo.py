@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import requests
+from bench_smoke import run  # one way to time a pytest run, beside this script
 
 from releasegate.demo import DemoTarget
 from releasegate.demo.prometheus import Prometheus, prometheus_binary
@@ -90,22 +90,6 @@ def write_plain_suite(folder: Path, checks: int, prometheus_url: str) -> None:
         )
     )
     (folder / "pytest.ini").write_text("[pytest]\n")
-
-
-def run(folder: Path, args: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"run in {folder} failed ({done.returncode}):\n{done.stdout[-3000:]}")
-    return elapsed
 
 
 def main() -> int:
