@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from ..redact import redact_text
 from ..spec import CommandHook
-from . import proctree
+from .. import proctree
 from .result import ActionResult
 
 #: Bytes kept of each output stream: its beginning and its end.
