@@ -291,3 +291,46 @@ def test_score_is_within_bounds_and_blockers_are_not_passed(outcomes, policy) ->
     assert all(b.status is not Status.PASSED for b in decision.blockers)
     if decision.verdict is Verdict.GO:
         assert decision.score >= policy.go
+
+
+def test_a_marginal_pass_holds_go_down_to_conditional_go() -> None:
+    healthy = [outcome(f"c{i}", Status.PASSED) for i in range(5)]
+    assert decide(healthy).verdict is Verdict.GO
+    caveat = Outcome(healthy[0].check, Status.PASSED, "canary 4% slower", marginal=True)
+    decision = decide([caveat, *healthy[1:]])
+    assert decision.verdict is Verdict.CONDITIONAL_GO
+    assert decision.marginal == ("c0",)
+    assert decision.score == 10.0  # it passed: the score does not change, the verdict does
+    assert any("caveat" in reason for reason in decision.reasons)
+    assert decision.to_dict()["marginal"] == ["c0"]
+
+
+def test_a_marginal_pass_does_not_lift_a_no_go_or_an_inconclusive() -> None:
+    caveat = Outcome(outcome("c", Status.PASSED).check, Status.PASSED, "x", marginal=True)
+    failed = outcome("crit", Status.FAILED, Severity.CRITICAL)
+    assert decide([caveat, failed]).verdict is Verdict.NO_GO
+    unknown = outcome("nd", Status.NO_DATA)
+    assert decide([caveat, unknown]).verdict is Verdict.INCONCLUSIVE
+
+
+def test_marginal_survives_the_record_round_trip_only_on_a_pass() -> None:
+    check = outcome("c", Status.PASSED).check
+    marginal = Outcome(check, Status.PASSED, "x", marginal=True)
+    assert Outcome.from_dict(marginal.to_dict()) == marginal
+    assert "marginal" not in Outcome(check, Status.PASSED).to_dict()
+    forged = {**Outcome(check, Status.FAILED, "x").to_dict(), "marginal": True}
+    assert Outcome.from_dict(forged).marginal is False
+
+
+@settings(max_examples=300)
+@given(outcome_lists, policies, st.data())
+def test_a_caveat_on_a_pass_never_improves_the_decision(outcomes, policy, data) -> None:
+    passed = [i for i, o in enumerate(outcomes) if o.status is Status.PASSED]
+    if not passed:
+        return
+    index = data.draw(st.sampled_from(passed))
+    changed = list(outcomes)
+    changed[index] = Outcome(outcomes[index].check, Status.PASSED, "caveat", marginal=True)
+    before, after = decide(outcomes, policy), decide(changed, policy)
+    assert after.verdict.rank <= before.verdict.rank
+    assert after.verdict is not Verdict.GO

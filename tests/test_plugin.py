@@ -558,3 +558,34 @@ def test_collect_only_lists_gate_checks_without_a_phase(pytester: pytest.Pyteste
     assert result.ret == 0
     assert "no phase to decide for" not in result.stdout.str()
     assert not (pytester.path / "reports").exists()
+
+
+def test_a_python_check_can_pass_with_a_caveat(pytester: pytest.Pytester) -> None:
+    """``rg_evidence.marginal``: the check passes, the record says marginal, and the phase is
+    at best CONDITIONAL GO (exit 10), with the caveat as the check's reason."""
+    pytester.makefile(".yaml", releasegate=SPEC.format(extra=""))
+    pytester.makepyfile(
+        test_checks="""
+        import pytest
+
+        @pytest.mark.gate_t24h
+        def test_canary_latency(rg_evidence):
+            rg_evidence.measure("canary p95 - baseline p95", 40, "<= 100 ms")
+            rg_evidence.marginal("canary p95 40 ms slower: significant, inside the 100 ms margin")
+
+        @pytest.mark.gate_t24h
+        def test_health():
+            pass
+        """
+    )
+    result = pytester.runpytest("-m", "gate_t24h", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 10
+    data = record(pytester)
+    assert data["decision"] == "CONDITIONAL GO"
+    canary = next(o for o in data["outcomes"] if o["check"]["name"] == "test_canary_latency")
+    assert canary["status"] == "passed" and canary["marginal"] is True
+    assert canary["reason"].startswith("canary p95 40 ms slower")
+    assert data["summary"]["marginal"] == ["test_canary_latency"]
+    health = next(o for o in data["outcomes"] if o["check"]["name"] == "test_health")
+    assert "marginal" not in health

@@ -15,7 +15,9 @@ outcomes does not matter, and that GO implies every check passed or was explicit
    skip does not count) gives GO at or above the go threshold, CONDITIONAL GO at or above the
    conditional threshold and NO-GO below it, except that a NO-GO owed only to allowed errors
    is INCONCLUSIVE. A GO or CONDITIONAL GO lists the failed (non-critical) checks it
-   tolerated, so that every check a GO did not pass is named in the decision.
+   tolerated, so that every check a GO did not pass is named in the decision;
+5. a check that passed with a caveat (``marginal``: a canary worse within its margin) makes a
+   GO a CONDITIONAL GO, and is named.
 """
 
 from __future__ import annotations
@@ -143,6 +145,8 @@ class Decision:
     allowed: tuple[str, ...] = ()
     #: failed non-critical checks that a GO or CONDITIONAL GO tolerated: the score allowed them
     tolerated: tuple[str, ...] = ()
+    #: checks that passed with a caveat, which hold a GO down to CONDITIONAL GO
+    marginal: tuple[str, ...] = ()
     policy: Policy = field(default_factory=Policy)
     interrupted: str | None = None
 
@@ -160,6 +164,7 @@ class Decision:
             "counts": dict(self.counts),
             "allowed": list(self.allowed),
             "tolerated": list(self.tolerated),
+            "marginal": list(self.marginal),
             "policy": self.policy.to_dict(),
             "interrupted": self.interrupted,
         }
@@ -287,6 +292,14 @@ def decide(
                 f" {score:.2f} (GO at {policy.go:g}, CONDITIONAL GO at {policy.conditional:g})"
             )
 
+    marginal = [o.check.name for o in measured if o.marginal and o.status is Status.PASSED]
+    if marginal and verdict.proceeds:
+        if verdict is Verdict.GO:
+            verdict = Verdict.CONDITIONAL_GO
+        reasons.append(
+            f"{len(marginal)} check(s) passed with a caveat (marginal): at best CONDITIONAL GO"
+        )
+
     blockers = [_blocker(o) for o in failed_critical]
     blockers.extend(_blocker(o) for o in blocking if o.check.severity is Severity.CRITICAL)
     blockers.extend(_blocker(o) for o in blocking if o.check.severity is not Severity.CRITICAL)
@@ -325,6 +338,7 @@ def decide(
         counts=counts,
         allowed=tuple(o.check.name for o in allowed),
         tolerated=tuple(tolerated),
+        marginal=tuple(marginal),
         policy=policy,
         interrupted=interrupted,
     )

@@ -13,6 +13,7 @@ from .redact import redact_text, redact_value
 
 EVIDENCE_KEY = pytest.StashKey[list[Evidence]]()
 REASON_KEY = pytest.StashKey[str]()
+MARGINAL_KEY = pytest.StashKey[str]()
 
 # What one outcome may keep: the record stays readable (and bounded) whatever a check adds.
 MAX_EVIDENCE_ITEMS = 100
@@ -31,8 +32,9 @@ class EvidenceRecorder:
         self._item = item
         # One recorder per attempt: a rerun (pytest-rerunfailures) starts from nothing.
         item.stash[EVIDENCE_KEY] = EvidenceList()
-        if REASON_KEY in item.stash:
-            del item.stash[REASON_KEY]
+        for key in (REASON_KEY, MARGINAL_KEY):
+            if key in item.stash:
+                del item.stash[key]
 
     def add(self, *evidence: Evidence) -> None:
         """Keep ``evidence``, within the bounds: at most ``MAX_EVIDENCE_ITEMS`` items and
@@ -77,6 +79,12 @@ class EvidenceRecorder:
     def reason(self, text: str) -> None:
         """Set the one-line reason shown for a passing check."""
         self._item.stash[REASON_KEY] = text
+
+    def marginal(self, reason: str) -> None:
+        """The check passes with a caveat (``reason``): the decision is at best CONDITIONAL GO.
+        For what is worse but not bad enough to fail, e.g. a canary slower within its margin."""
+        self._item.stash[MARGINAL_KEY] = reason
+        self._item.stash[REASON_KEY] = reason
 
     def fail(self, reason: str) -> NoReturn:
         raise GateFailure(reason)

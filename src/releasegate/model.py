@@ -289,15 +289,21 @@ class Outcome:
     reason: str = ""
     evidence: tuple[Evidence, ...] = ()
     duration_s: float = 0.0
+    #: PASSED with a caveat (a canary regression inside its margin, a wider spread): the
+    #: decision is at best CONDITIONAL GO. Only a PASSED outcome can be marginal.
+    marginal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "check": self.check.to_dict(),
             "status": self.status.value,
             "reason": self.reason,
             "evidence": [e.to_dict() for e in self.evidence],
             "duration_s": round(self.duration_s, 6),
         }
+        if self.marginal:
+            data["marginal"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
@@ -307,4 +313,5 @@ class Outcome:
             reason=str(data.get("reason", "")),
             evidence=tuple(Evidence.from_dict(e) for e in data.get("evidence", ())),
             duration_s=float(data.get("duration_s", 0.0)),
+            marginal=data.get("marginal") is True and data["status"] == Status.PASSED.value,
         )

@@ -23,7 +23,7 @@ import pytest
 from . import deadlines
 from .deadlines import Alarm, Timeout
 from .errors import CheckDeadline, GateFailure, NoData, ProbeError, TargetRefused
-from .evidence import EVIDENCE_KEY, REASON_KEY
+from .evidence import EVIDENCE_KEY, MARGINAL_KEY, REASON_KEY
 from .model import KINDS, Action, CheckInfo, Evidence, Limit, Outcome, Severity, Status
 from .phases import Phase
 from .redact import redact_text, redact_value
@@ -312,6 +312,8 @@ def attach(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         "evidence": [redact_value(e.to_dict()) for e in evidence],
         "duration_s": report.duration,
     }
+    if status is Status.PASSED and report.when == "call" and MARGINAL_KEY in item.stash:
+        payload["marginal"] = True
     report.user_properties.append((PROPERTY, json.dumps(payload, default=str)))
 
 
@@ -427,6 +429,8 @@ def merge_parts(parts: Iterable[tuple[str, dict[str, Any]]]) -> list[Outcome]:
                 reason=worst["reason"],
                 evidence=tuple(Evidence.from_dict(e) for p in group for e in p["evidence"]),
                 duration_s=sum(float(p.get("duration_s", 0.0)) for p in group),
+                marginal=worst["status"] == Status.PASSED.value
+                and any(p.get("marginal") is True for p in group),
             )
         )
     return result

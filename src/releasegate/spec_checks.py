@@ -32,4 +32,7 @@ def check(
         raise GateFailure(result.reason)
     if result.status is Status.SKIPPED:  # a source the spec made optional is absent
         pytest.skip(result.reason)
-    rg_evidence.reason(result.reason)
+    if result.marginal:
+        rg_evidence.marginal(result.reason)
+    else:
+        rg_evidence.reason(result.reason)

@@ -33,9 +33,11 @@ from ..errors import ReleasegateError, UsageError
 from .faults import Faults, FaultValue
 from .traffic import DEFAULT_RPS as DEFAULT_TRAFFIC_RPS
 
-__all__ = ["DEMO_COMMIT", "DEMO_VERSION", "DemoTarget"]
+__all__ = ["BASELINE_VERSION", "DEMO_COMMIT", "DEMO_VERSION", "DemoTarget"]
 
 DEMO_VERSION = "1.4.2"
+#: What the demo's canary baseline serves: the release before ``DEMO_VERSION``.
+BASELINE_VERSION = "1.4.1"
 DEMO_COMMIT = "3f2c1ab"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -64,10 +66,13 @@ class DemoTarget:
         log_file: Path | None = None,
         log_max_bytes: int | None = None,
         metrics_window_s: float | None = None,
+        version: str | None = None,
     ) -> None:
         """``fault_seed``: seed of the random faults (None: a fresh one per start, see
         ``fault_seed`` once started); ``traffic_rps``: background requests a second (0: none);
-        ``log_file``: the application log (default ``demo.log`` in the workdir)."""
+        ``log_file``: the application log (default ``demo.log`` in the workdir); ``version``:
+        the version it serves (default ``DEMO_VERSION``; a canary's baseline serves an older
+        one)."""
         self._faults = dict(faults or {})
         Faults.from_mapping(self._faults)  # a typo should fail here, not in the child
         self._redis_url = redis_url
@@ -83,6 +88,8 @@ class DemoTarget:
             self._options += ["--log-max-bytes", str(log_max_bytes)]
         if metrics_window_s is not None:
             self._options += ["--metrics-window-s", str(metrics_window_s)]
+        self.version = version or DEMO_VERSION
+        self._options += ["--version", self.version]
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._url: str | None = None

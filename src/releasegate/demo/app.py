@@ -138,13 +138,17 @@ class DemoApp:
         fault_seed: int | None = None,
         log: AppLog | None = None,
         window_s: float = DEFAULT_WINDOW_S,
+        version: str = DEMO_VERSION,
+        commit: str = DEMO_COMMIT,
     ) -> None:
         self.db_path = db_path
+        self.version = version  # what it serves: a canary and its baseline differ here
+        self.commit = commit
         self.redis = redis
         self.fault_seed = fresh_seed() if fault_seed is None else fault_seed
         self.log = log
         self.window = RequestWindow(window_s)
-        self.metrics = DemoMetrics(DEMO_VERSION, DEMO_COMMIT)
+        self.metrics = DemoMetrics(version, commit)
         self.started_at = time.time()
         self.url: str | None = None  # set by the server once it listens
         self.traffic_rps = 0.0  # likewise: the rate of its background traffic
@@ -218,8 +222,8 @@ class DemoApp:
     def describe(self) -> dict[str, Any]:
         """The ``GET /_demo`` answer: where each signal is and how this run was started."""
         return {
-            "version": self._faults.wrong_version or DEMO_VERSION,
-            "commit": DEMO_COMMIT,
+            "version": self._faults.wrong_version or self.version,
+            "commit": self.commit,
             "pid": os.getpid(),
             "url": self.url,
             "started_at": self.started_at,
@@ -286,7 +290,7 @@ class DemoApp:
         status = response.status_code
         self.metrics.legacy_requests.labels(method, label, str(status)).inc()
         if measured:
-            version = faults.wrong_version or DEMO_VERSION
+            version = faults.wrong_version or self.version
             self.metrics.observe(label, method, status, version, elapsed)
             self.window.add(version, f"{method} {label}", elapsed, status >= 500)
             if self.log is not None:
@@ -343,7 +347,7 @@ class DemoApp:
         return None
 
     def _version(self, request: Request, args: Mapping[str, Any]) -> Response:
-        return _json({"version": self.faults.wrong_version or DEMO_VERSION, "commit": DEMO_COMMIT})
+        return _json({"version": self.faults.wrong_version or self.version, "commit": self.commit})
 
     def _metrics(self, request: Request, args: Mapping[str, Any]) -> Response:
         try:

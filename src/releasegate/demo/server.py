@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..errors import ReleasegateError, TargetRefused
 from ..netguard import LOOPBACK, is_loopback_host
+from . import DEMO_COMMIT, DEMO_VERSION
 from .app import DemoApp, RedisAddress
 from .applog import DEFAULT_MAX_BYTES, AppLog
 from .data import create_database
@@ -131,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"span of GET /metrics.json (default {DEFAULT_WINDOW_S:.0f} s)",
     )
     parser.add_argument(
+        "--version",
+        dest="serve_version",
+        default=DEMO_VERSION,
+        help=f"the version it serves and reports (default {DEMO_VERSION}; a canary's baseline"
+        " runs the previous one)",
+    )
+    parser.add_argument("--commit", default=DEMO_COMMIT, help=f"its commit (default {DEMO_COMMIT})")
+    parser.add_argument(
         "--stop-on-stdin-eof",
         action="store_true",
         help="shut down when stdin closes, so the server dies with the process that started it",
@@ -166,7 +175,16 @@ def _app(
     except OSError as err:
         raise ReleasegateError(f"cannot open the log file {log_file}: {err}") from err
     seed = fresh_seed() if args.fault_seed is None else args.fault_seed
-    return DemoApp(db_path, redis, faults, fault_seed=seed, log=log, window_s=args.metrics_window_s)
+    return DemoApp(
+        db_path,
+        redis,
+        faults,
+        fault_seed=seed,
+        log=log,
+        window_s=args.metrics_window_s,
+        version=args.serve_version,
+        commit=args.commit,
+    )
 
 
 def _url(server: BaseWSGIServer) -> str:
@@ -219,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "pid": os.getpid(),
                 "fault_seed": app.fault_seed,
                 "log_file": str(app.log.path),
+                "version": app.version,
             }
         ),
         flush=True,

@@ -28,6 +28,8 @@ class ProbeResult:
     status: Status
     reason: str
     evidence: tuple[Evidence, ...] = ()
+    #: PASSED with a caveat: the decision is at best CONDITIONAL GO (see ``Outcome.marginal``)
+    marginal: bool = False
 
     @classmethod
     def passed(cls, reason: str, *evidence: Evidence) -> ProbeResult:
