@@ -76,7 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="inject a fault into the demo target, e.g. wrong_version=9.9.9 (repeatable);"
-        " `releasegate demo --list-faults` lists them",
+        " `releasegate demo --list-faults` lists them. With a canary check (the spec's"
+        " baseline_url is demo://) the fault is on both the canary and its baseline",
+    )
+    demo.add_argument(
+        "--canary-fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a fault on the canary only (the demo target, serving the new version), e.g."
+        " latency_ms=150: what a canary check exists to catch",
+    )
+    demo.add_argument(
+        "--baseline-fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a fault on the baseline only (the previous version the canary is compared with)",
     )
     demo.add_argument("--list-faults", action="store_true", help="list the demo's faults")
     demo.add_argument(
@@ -220,7 +236,7 @@ def cmd_validate(spec_path: str) -> int:
     return 1 if problem else 0
 
 
-def _demo_prometheus(spec: Any, url: str, stack: contextlib.ExitStack) -> dict[str, str]:
+def _demo_prometheus(spec: Any, urls: list[str], stack: contextlib.ExitStack) -> dict[str, str]:
     """Start the demo's own Prometheus when the spec asks for it (``slo.prometheus.url:
     demo://``) and it is installed: the environment that points the gate at it."""
     source = spec.slo.prometheus
@@ -240,10 +256,11 @@ def _demo_prometheus(spec: Any, url: str, stack: contextlib.ExitStack) -> dict[s
         )
         return {}
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
-    server = Prometheus([url], workdir, binary)
+    server = Prometheus(urls, workdir, binary)
     server.start()
     stack.callback(server.stop)
-    print(f"releasegate demo: Prometheus {server.url} scraping the target", flush=True)
+    scraping = "the target and its baseline" if len(urls) > 1 else "the target"
+    print(f"releasegate demo: Prometheus {server.url} scraping {scraping}", flush=True)
     return {
         "RELEASEGATE_PROMETHEUS_URL": server.url,
         # Prometheus scrapes first about 5 s after it is ready: its data starts then.
@@ -269,13 +286,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         return 4
     spec = load_spec(spec_file).spec
-    faults = dict(parse_fault(f) for f in args.fault)
+    shared = dict(parse_fault(f) for f in args.fault)
+    faults = {**shared, **dict(parse_fault(f) for f in args.canary_fault)}
+    baseline_faults = {**shared, **dict(parse_fault(f) for f in args.baseline_fault)}
+    with_baseline = spec.target.baseline_url == "demo://"
+    if args.baseline_fault and not with_baseline:
+        print(
+            "releasegate demo: --baseline-fault needs a baseline: the spec's target.baseline_url"
+            " is not demo://",
+            file=sys.stderr,
+        )
+        return 4
+    rps = DEFAULT_RPS if args.traffic_rps is None else args.traffic_rps
     target = DemoTarget(
         faults=faults,
         fault_seed=args.fault_seed,
         log_file=Path(args.log_file) if args.log_file else None,
         log_max_bytes=args.log_max_bytes,
-        traffic_rps=DEFAULT_RPS if args.traffic_rps is None else args.traffic_rps,
+        traffic_rps=rps,
     )
     with contextlib.ExitStack() as stack:
         demo = stack.enter_context(target)
@@ -287,10 +315,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f" {demo.traffic_rps:g} req/s; log {demo.log_path}{kept}",
             flush=True,
         )
-        prometheus = _demo_prometheus(spec, demo.url, stack)
+        scraped = [demo.url]
+        baseline_env: dict[str, str] = {}
+        if with_baseline:
+            from .demo import BASELINE_VERSION
+
+            baseline = stack.enter_context(
+                DemoTarget(
+                    faults=baseline_faults,
+                    fault_seed=None if args.fault_seed is None else args.fault_seed + 1,
+                    traffic_rps=rps,
+                    version=BASELINE_VERSION,
+                )
+            )
+            scraped.append(baseline.url)
+            shown = ", ".join(f"{k}={v}" for k, v in baseline_faults.items()) or "none"
+            print(
+                f"releasegate demo: baseline {baseline.url} serving {BASELINE_VERSION}, the"
+                f" canary's previous version (faults: {shown}; fault seed"
+                f" {baseline.fault_seed})",
+                flush=True,
+            )
+            baseline_env = {
+                "RELEASEGATE_BASELINE_URL": baseline.url,
+                "RELEASEGATE_DEMO_BASELINE_FAULT_SEED": str(baseline.fault_seed),
+                "RELEASEGATE_DEMO_BASELINE_FAULTS": ",".join(
+                    f"{k}={v}" for k, v in baseline_faults.items()
+                ),
+            }
+        prometheus = _demo_prometheus(spec, scraped, stack)
         env = {
             **os.environ,
             **prometheus,
+            **baseline_env,
             "RELEASEGATE_DEMO_FAULTS": ",".join(f"{k}={v}" for k, v in faults.items()),
             "RELEASEGATE_TARGET_URL": demo.url,
             "RELEASEGATE_LOOPBACK_ONLY": "1",

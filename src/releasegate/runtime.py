@@ -28,6 +28,10 @@ class DemoServices:
     #: ``time.time()`` when the demo's Prometheus scraped first (its data starts there)
     prometheus_since: float | None = None
     prometheus_missing: str = ""
+    #: the canary's baseline the demo runs beside it (``target.baseline_url: demo://``)
+    baseline_url: str | None = None
+    baseline_fault_seed: int | None = None
+    baseline_faults: dict[str, str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DemoServices:
@@ -42,6 +46,11 @@ class DemoServices:
         log_file = env.get("RELEASEGATE_DEMO_LOG_FILE", "").strip()
         if log_file:
             services.log_file = Path(log_file)
+        seed = env.get("RELEASEGATE_DEMO_BASELINE_FAULT_SEED", "").strip()
+        if seed.isdigit():
+            services.baseline_fault_seed = int(seed)
+            faults = env.get("RELEASEGATE_DEMO_BASELINE_FAULTS", "").strip()
+            services.baseline_faults = dict(f.split("=", 1) for f in faults.split(",") if "=" in f)
         since = env.get("RELEASEGATE_DEMO_PROMETHEUS_SINCE", "").strip()
         try:
             services.prometheus_since = float(since) if since else None
@@ -53,7 +62,13 @@ class DemoServices:
         """What the decision record keeps of the demo: its faults and their seed."""
         if self.fault_seed is None:
             return {}
-        return {"demo": {"fault_seed": self.fault_seed, "faults": dict(self.faults or {})}}
+        demo: dict[str, Any] = {"fault_seed": self.fault_seed, "faults": dict(self.faults or {})}
+        if self.baseline_fault_seed is not None:
+            demo["baseline"] = {
+                "fault_seed": self.baseline_fault_seed,
+                "faults": dict(self.baseline_faults or {}),
+            }
+        return {"demo": demo}
 
 
 @contextmanager
@@ -63,41 +78,53 @@ def open_target(
     db: DbState | None = None,
     services: DemoServices | None = None,
 ) -> Iterator[TargetClient]:
-    """Yield a client for the spec's target; ``demo://`` starts the demo target for the run.
+    """Yield a client for the spec's target; ``demo://`` starts the demo target for the run
+    (and, when ``baseline_url`` is ``demo://`` too, a second one serving the previous version
+    as the canary's baseline; ``faults`` apply to both).
 
     ``db`` gets the demo's SQLite file, which ``databases: url: demo://`` means; ``services``
     gets the demo's fault seed and log file, and the URL of a Prometheus scraping the demo when
     the spec asks for one (``slo.prometheus.url: demo://``) and one is installed.
     """
     base_url = spec.target.base_url
+    baseline_url = spec.target.baseline_url
     policy = Policy.from_hosts(spec.allowed_hosts)
     if db is not None:
         db.policy = policy
-    demo = None
-    if spec.target.is_demo:
-        from .demo import DemoTarget
-        from .demo.faults import parse_fault
-
-        parsed = dict(parse_fault(f) for f in faults)
-        demo = DemoTarget(faults=parsed)
-        demo.start()
-        base_url = demo.url
-        if db is not None:
-            db.demo_db_path = demo.db_path
-        if services is not None:
-            services.fault_seed = demo.fault_seed
-            services.faults = {k: str(v) for k, v in parsed.items()}
-            services.log_file = demo.log_path
     stack = ExitStack()
     try:
-        if demo is not None and services is not None:
-            _start_prometheus(spec, demo.url, services, stack)
+        if spec.target.is_demo:
+            from .demo import BASELINE_VERSION, DemoTarget
+            from .demo.faults import parse_fault
+
+            parsed = dict(parse_fault(f) for f in faults)
+            demo = stack.enter_context(DemoTarget(faults=parsed))
+            base_url = demo.url
+            if db is not None:
+                db.demo_db_path = demo.db_path
+            if services is not None:
+                services.fault_seed = demo.fault_seed
+                services.faults = {k: str(v) for k, v in parsed.items()}
+                services.log_file = demo.log_path
+            scraped = [demo.url]
+            if baseline_url == "demo://":
+                baseline = stack.enter_context(DemoTarget(faults=parsed, version=BASELINE_VERSION))
+                baseline_url = baseline.url
+                scraped.append(baseline.url)
+                if services is not None:
+                    services.baseline_url = baseline.url
+                    services.baseline_fault_seed = baseline.fault_seed
+                    services.baseline_faults = dict(services.faults or {})
+            if services is not None:
+                _start_prometheus(spec, scraped, services, stack)
+        elif baseline_url == "demo://":
+            baseline_url = None  # the demo's baseline runs beside the demo target only
         client = TargetClient(
             base_url=base_url,
             timeout_s=spec.target.timeout_s,
             verify_tls=spec.target.verify_tls,
             headers=dict(spec.target.headers),
-            baseline_url=spec.target.baseline_url,
+            baseline_url=baseline_url,
             max_body_bytes=spec.target.max_body_bytes,
             policy=policy,
         )
@@ -107,12 +134,13 @@ def open_target(
             client.close()
     finally:
         stack.close()
-        if demo is not None:
-            demo.stop()
 
 
-def _start_prometheus(spec: Spec, url: str, services: DemoServices, stack: ExitStack) -> None:
-    """The demo's own Prometheus, scraping it, when the spec asks (``demo://``)."""
+def _start_prometheus(
+    spec: Spec, urls: list[str], services: DemoServices, stack: ExitStack
+) -> None:
+    """The demo's own Prometheus, scraping it (and its baseline), when the spec asks
+    (``demo://``)."""
     source = spec.slo.prometheus
     if source is None or source.url != "demo://":
         return
@@ -126,7 +154,7 @@ def _start_prometheus(spec: Spec, url: str, services: DemoServices, stack: ExitS
         )
         return
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
-    server = Prometheus([url], workdir, binary)
+    server = Prometheus(urls, workdir, binary)
     server.start()
     stack.callback(server.stop)
     services.prometheus_url = server.url

@@ -503,7 +503,7 @@ for _model, _probe in (
     (PrometheusCheck, "slo:probe_prometheus"),
     (MetricsCheck, "slo:probe_metrics"),
     (JsonMetricCheck, "slo:probe_json_metric"),
-    (LogPatternCheck, "slo:probe_log_pattern"),
+    (LogPatternCheck, "logs:probe_log_pattern"),
     (BurnRateCheck, "slo:probe_burn_rate"),
 ):
     checktypes.register(_model, _probe)

@@ -261,13 +261,84 @@ class LogClasses(_Strict):
         return self
 
 
+#: Bytes a log_pattern check reads in one window by default (then it stops reading and says so).
+DEFAULT_MAX_READ_BYTES = 64 * 1024 * 1024
+
+
+class JournaldSource(_Strict):
+    """A systemd journal: followed live through ``journalctl`` (``unit`` and/or ``identifier``),
+    or a file written by ``journalctl -o json`` followed like a log file (``file``)."""
+
+    unit: str | None = Field(
+        None, min_length=1, max_length=256, description="journalctl --unit, e.g. shop.service."
+    )
+    identifier: str | None = Field(
+        None, min_length=1, max_length=256, description="journalctl --identifier (syslog tag)."
+    )
+    file: str | None = Field(
+        None, min_length=1, description="A `journalctl -o json` export (JSON lines), followed."
+    )
+
+    @field_validator("unit", "identifier")
+    @classmethod
+    def _one_token(cls, value: str | None) -> str | None:
+        # Each is one --unit=/--identifier= argument of journalctl: a newline could only be a
+        # mistake, and exec refuses a NUL.
+        if value is not None and ("\0" in value or "\n" in value):
+            raise ValueError("must be one line, without NUL characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> JournaldSource:
+        live = self.unit is not None or self.identifier is not None
+        if live == (self.file is not None):
+            raise ValueError(
+                "give unit and/or identifier (followed through journalctl), or file (a"
+                " `journalctl -o json` export), not both"
+                if live
+                else "give unit: (e.g. shop.service) and/or identifier:, or file: a"
+                " `journalctl -o json` export"
+            )
+        return self
+
+    def argv(self) -> list[str]:
+        """The journalctl command that follows the journal from now on, one JSON entry a line
+        (``--quiet``: no informational messages on stderr)."""
+        argv = ["journalctl", "--follow", "--lines=0", "--output=json", "--quiet"]
+        if self.unit is not None:
+            argv.append(f"--unit={self.unit}")
+        if self.identifier is not None:
+            argv.append(f"--identifier={self.identifier}")
+        return argv
+
+
+_SOURCES = ("file", "command", "journald")
+
+
 class LogPatternFields(_Strict):
-    """A log file watched for the window: each new line classed GOOD, CONCERNING or BAD by the
-    first class whose pattern matches (bad, then concerning, then good)."""
+    """Log lines watched for the window, from a file, a command's output or the systemd
+    journal: each new line classed GOOD, CONCERNING or BAD by the first class whose pattern
+    matches (bad, then concerning, then good)."""
 
     type: Literal["log_pattern"]
-    file: str = Field(
-        description="The log file (its rotations are followed); demo://log for the demo's."
+    file: str | None = Field(
+        None, description="A log file (its rotations are followed); demo://log for the demo's."
+    )
+    command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="An argv list (never a shell string) run for the window, its stdout read as"
+        " lines: e.g. [kubectl, logs, -f, deploy/shop, --since=1s]. Killed with everything it"
+        " started when the window ends.",
+    )
+    stderr: bool = Field(
+        False, description="With command: read its stderr as lines too (merged with stdout)."
+    )
+    journald: JournaldSource | None = Field(
+        None,
+        description="The systemd journal: {unit: shop.service} and/or {identifier: shop}"
+        " followed through journalctl, or {file: export.json} written by journalctl -o json;"
+        " each entry's MESSAGE is a line.",
     )
     patterns: LogClasses
     max_bad: int = Field(0, ge=0, description="BAD lines allowed in the window.")
@@ -275,12 +346,21 @@ class LogPatternFields(_Strict):
         None, description="Rate of CONCERNING lines that is fine, e.g. '<= 20/hr'."
     )
     hold_for: float = Field(
-        alias="for", description="How long to watch the file (scaled by slo.time_scale)."
+        alias="for", description="How long to watch the source (scaled by slo.time_scale)."
     )
     from_start: bool = Field(
-        False, description="Also read what the file holds already (default: new lines only)."
+        False,
+        description="A file (or journald file): also read what it holds already (default: new"
+        " lines only).",
     )
     max_line_bytes: int = Field(64 * 1024, gt=0, le=16 * 1024 * 1024)
+    max_read_bytes: int = Field(
+        DEFAULT_MAX_READ_BYTES,
+        gt=0,
+        le=1024**3,
+        description="Bytes read in one window at most; past it the check stops reading and"
+        " cannot pass (an ERROR, or FAILED by what it read).",
+    )
     kind: str = "slo"
     category: str = "reliability"
 
@@ -299,6 +379,46 @@ class LogPatternFields(_Strict):
         if value is not None:
             value.check_source(UnitKind.RATE, "a rate of log lines")
         return value
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "give the command as an argv list, e.g. [kubectl, logs, -f, deploy/shop]: it is"
+                " never given to a shell, so a string cannot be split safely"
+            )
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _argv_items(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value[0]:
+                raise ValueError("the program (the first item) is empty")
+            if any("\0" in item for item in value):
+                raise ValueError("an argument holds a NUL character")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LogPatternFields:
+        given = [name for name in _SOURCES if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one source: file, command or journald"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.stderr and self.command is None:
+            raise ValueError("stderr: applies to a command source only")
+        reads_a_file = self.file is not None or (
+            self.journald is not None and self.journald.file is not None
+        )
+        if self.from_start and not reads_a_file:
+            raise ValueError(
+                "from_start: applies to a file (file:, journald: {file:}); a command's"
+                " output is read from when it starts"
+            )
+        return self
 
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")

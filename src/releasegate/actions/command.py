@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from .. import proctree
 from ..redact import redact_text
 from ..spec import CommandHook
-from .. import proctree
 from .result import ActionResult
 
 #: Bytes kept of each output stream: its beginning and its end.

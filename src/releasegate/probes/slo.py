@@ -1,5 +1,5 @@
 """SLO probes: PromQL over Prometheus' HTTP API, a scraped ``/metrics`` endpoint, a JSON metric,
-a log file's lines by class, and multiwindow burn-rate gates.
+and multiwindow burn-rate gates (log lines by class: ``logs.py``).
 
 Each probe gathers samples (``releasegate.slo.Point``) and lets ``releasegate.slo`` judge them:
 ``for:`` means the condition holds at every step of the window, missing steps below the
@@ -7,7 +7,7 @@ coverage floor are NO DATA, several series without ``aggregate`` are an ERROR (d
 Windows run ``time_scale`` times faster (``slo.time_scale``, ``--rg-time-scale``); the record
 keeps the nominal and the scaled window.
 
-Sources that observe live (``metrics``, ``json_metric``, ``log_pattern``) wait out their window
+Sources that observe live (``metrics``, ``json_metric``) wait out their window
 with ``ctx.sleep`` and read ``ctx.clock``: time is a parameter. ``prometheus`` reads the past
 window from the server at once; a phase's Prometheus queries are sent together
 (``slo.prometheus.concurrency`` at a time) when its first one runs.
@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from .. import deadlines
 from ..errors import ProbeError, TargetRefused
-from ..model import Evidence, Limit, Status
+from ..model import Evidence, Status
 from ..redact import redact_text, redact_value
 from ..slo import (
     Aggregate,
@@ -477,163 +476,6 @@ def _number(value: Any, scale: float) -> float | None:
     except ValueError:
         return None
     return number * scale if math.isfinite(number) else None
-
-
-# ------------------------------------------------------------------------------ log pattern
-
-
-@dataclass
-class _LogTail:
-    """New complete lines of a file, across rotation (rename, then a new file), in bounded
-    memory: a line longer than ``max_line`` is cut and counted as such."""
-
-    path: Path
-    max_line: int
-    handle: Any = None
-    inode: int | None = None
-    pending: bytes = b""
-    overlong: int = 0
-
-    def open(self, from_start: bool) -> None:
-        try:
-            self.handle = open(self.path, "rb")  # noqa: SIM115 - kept open across reads
-        except OSError as err:
-            raise ProbeError(f"cannot read the log file {self.path}: {err.strerror}") from None
-        self.inode = os.fstat(self.handle.fileno()).st_ino
-        if not from_start:
-            self.handle.seek(0, os.SEEK_END)
-
-    def lines(self, limit_bytes: int = 8 * 1024 * 1024) -> list[str]:
-        """The complete lines written since the last call (following a rotation)."""
-        out = self._drain(limit_bytes)
-        try:
-            current = os.stat(self.path)
-        except OSError:
-            return out  # rotated away and not yet recreated: read the old one to its end
-        rotated = current.st_ino != self.inode
-        truncated = not rotated and current.st_size < self.handle.tell()
-        if rotated or truncated:
-            out += self._drain(limit_bytes)
-            if self.pending:
-                out.append(self.pending.decode("utf-8", errors="replace"))
-                self.pending = b""
-            self.handle.close()
-            self.open(from_start=True)
-            out += self._drain(limit_bytes)
-        return out
-
-    def _drain(self, limit_bytes: int) -> list[str]:
-        data = self.handle.read(limit_bytes)
-        if not data:
-            return []
-        chunks = (self.pending + data).split(b"\n")
-        self.pending = chunks.pop()
-        if len(self.pending) > self.max_line:
-            self.overlong += 1
-            chunks.append(self.pending[: self.max_line])
-            self.pending = b""
-        lines = []
-        for chunk in chunks:
-            if len(chunk) > self.max_line:
-                self.overlong += 1
-                chunk = chunk[: self.max_line]
-            lines.append(chunk.decode("utf-8", errors="replace").rstrip("\r"))
-        return lines
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-
-def _classify(patterns: Any) -> Callable[[str], str | None]:
-    compiled = [
-        (name, [re.compile(p) for p in getattr(patterns, name)])
-        for name in ("bad", "concerning", "good")
-    ]
-
-    def classify(line: str) -> str | None:
-        for name, regexes in compiled:
-            if any(r.search(line) for r in regexes):
-                return name
-        return None
-
-    return classify
-
-
-def probe_log_pattern(check: Any, ctx: ProbeContext) -> ProbeResult:
-    """Watch the log for the window: BAD lines over ``max_bad`` fail, a CONCERNING rate over
-    ``concerning_rate`` fails, a window without any new line is NO DATA."""
-    if check.file == "demo://log":
-        found = getattr(ctx.cache.get("demo"), "log_file", None)
-        if found is None:
-            return _error(
-                f"log {check.file}",
-                "file: demo://log is the demo target's log, and this run's target is not the"
-                " demo: give the application's log file",
-            )
-        path = Path(found)
-    else:
-        path = Path(check.file)
-    if not path.is_absolute() and ctx.spec_dir is not None:
-        path = ctx.spec_dir / path
-    duration = check.hold_for / _scale(ctx)
-    measured = f"log {path} over {format_duration(check.hold_for)}"
-    tail = _LogTail(path, check.max_line_bytes)
-    classify = _classify(check.patterns)
-    counts = {"bad": 0, "concerning": 0, "good": 0, "other": 0}
-    examples: dict[str, list[str]] = {"bad": [], "concerning": []}
-    try:
-        tail.open(check.from_start)
-        started = ctx.clock()
-        poll = min(max(duration / 20, 0.05), 1.0)
-        while True:
-            for line in tail.lines():
-                found = classify(line) or "other"
-                counts[found] += 1
-                if found in examples and len(examples[found]) < 5:
-                    examples[found].append(redact_text(line[:300]))
-            left = started + duration - ctx.clock()
-            if left <= 0:
-                break
-            ctx.sleep(min(poll, left))
-        elapsed = max(ctx.clock() - started, 1e-9)
-    except ProbeError as err:
-        return _error(measured, str(err), file=str(path))
-    finally:
-        tail.close()
-    total = sum(counts.values())
-    rate_per_s = counts["concerning"] / elapsed
-    value: dict[str, Any] = {**counts, "lines": total, "concerning_per_hour": rate_per_s * 3600}
-    details = {
-        "file": str(path),
-        "window": {"duration_s": check.hold_for, "scaled_duration_s": round(elapsed, 3)},
-        "examples": examples,
-        "overlong_lines": tail.overlong,
-    }
-    threshold = f"bad <= {check.max_bad}"
-    if check.concerning_rate is not None:
-        threshold += f"; concerning rate {check.concerning_rate}"
-    problems = []
-    if counts["bad"] > check.max_bad:
-        problems.append(f"{counts['bad']} BAD line(s), at most {check.max_bad} allowed")
-    if check.concerning_rate is not None and not check.concerning_rate.holds(rate_per_s):
-        problems.append(
-            f"CONCERNING lines at {check.concerning_rate.describe(rate_per_s)},"
-            f" held to {check.concerning_rate}"
-        )
-    tally = ", ".join(f"{counts[k]} {k}" for k in ("bad", "concerning", "good", "other"))
-    if problems:
-        status, reason = Status.FAILED, f"{measured}: " + "; ".join(problems) + f" ({tally})"
-    elif total == 0:
-        status = Status.NO_DATA
-        reason = f"{measured}: no new line in the window: is the application logging here?"
-    else:
-        status, reason = Status.PASSED, f"{measured}: {tally}"
-    limits: tuple[Limit, ...] = ()
-    if check.concerning_rate is not None:
-        limits = (check.concerning_rate.limit("concerning lines", key="concerning_per_hour"),)
-    evidence = Evidence(measured, value, threshold, redact_text(reason), details, limits)
-    return _result(status, reason, evidence)
 
 
 # -------------------------------------------------------------------------------- burn rate
