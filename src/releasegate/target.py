@@ -39,11 +39,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -353,10 +354,18 @@ class TargetClient:
         deadline: float | None = None,
         max_body_bytes: int | None = None,
         follow_redirects: bool = False,
+        lean: bool = False,
         **kwargs: Any,
     ) -> Timed:
         """Send one request and read its whole body within ``timeout_s`` (total) and before
         ``deadline`` (a ``time.monotonic()`` value) if given.
+
+        ``lean``: for many small API reads (Prometheus queries), send through the connection
+        pool directly rather than through requests' session machinery (cookies, hooks,
+        environment settings), a millisecond less a request. The same guarded connections,
+        deadline and body bounds apply; it is used only where the session would add nothing
+        (plain http, no proxy from the environment, no cookie, no redirect to follow, only
+        ``params`` and ``headers``), else the request goes the usual way.
 
         Any transport failure, a deadline passed or a body over ``max_body_bytes`` is a
         ``ProbeError`` with the reason; a path or redirect off the target is ``TargetRefused``.
@@ -379,7 +388,10 @@ class TargetClient:
         _state.deadline, _state.received = until, 0
         failure: ProbeError | None = None
         try:
-            response = self._exchange(method, url, until, follow, kwargs)
+            if lean and not follow and url.startswith("http://") and self._lean_fits(kwargs):
+                response = self._lean_exchange(method, url, until, kwargs)
+            else:
+                response = self._exchange(method, url, until, follow, kwargs)
             self._read_body(response, method, url, limit, until)
         except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as err:
             failure = _deadline_error(method, url, budget, why, err)
@@ -412,6 +424,47 @@ class TargetClient:
         if left <= 0:
             raise TimeoutError("the request's total deadline has passed")
         return left, left
+
+    def _lean_fits(self, kwargs: dict[str, Any]) -> bool:
+        return (
+            not self.session.trust_env
+            and not self.session.cookies
+            and not self.session.auth
+            and set(kwargs) <= {"params", "headers"}
+        )
+
+    def _lean_exchange(
+        self, method: str, url: str, until: float, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One request through the guarded pool, answered as a ``requests.Response`` whose
+        body ``_read_body`` then reads within the bounds."""
+        params = kwargs.get("params")
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        headers = dict(self.session.headers)
+        headers.update(kwargs.get("headers") or {})
+        adapter = self.session.get_adapter(url)
+        assert isinstance(adapter, _Adapter)
+        pool = adapter.poolmanager.connection_from_url(url)
+        left, _ = self._timeout(until)
+        parts = urlsplit(url)
+        raw = pool.urlopen(
+            method,
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            headers=headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=urllib3.Timeout(connect=left, read=left),
+        )
+        response = requests.Response()
+        response.status_code = raw.status
+        response.headers = CaseInsensitiveDict(raw.headers)
+        response.raw = raw
+        response.url = url
+        response.reason = raw.reason or ""
+        return response
 
     def _exchange(
         self, method: str, url: str, until: float, follow: bool, kwargs: dict[str, Any]

@@ -165,7 +165,7 @@ def query_prometheus(
         }
         path = "/api/v1/query_range"
     try:
-        timed = client.request("GET", path, params=params)
+        timed = client.request("GET", path, params=params, lean=True)
     except ProbeError as err:
         raise ProbeError(f"Prometheus did not answer: {err}") from None
     response = timed.response
