@@ -60,7 +60,7 @@ def test_healthy_demo_is_go_and_fires_no_hook(suite: Path) -> None:
     assert rollbacks(suite) == []
     assert "releasegate demo: GO (score 10.00/10) for demo-shop phase t24h" in output
     kinds = {o["check"]["kind"] for o in record["outcomes"]}
-    assert {"smoke", "db"} <= kinds
+    assert {"smoke", "db", "slo", "canary"} <= kinds
     assert_reports_written(suite, output, "GO")
 
 
@@ -212,3 +212,41 @@ def test_an_error_rate_fault_is_no_go_through_an_slo_check(suite: Path) -> None:
     }
     assert "error-rate" in failed_slo, record["summary"]["blockers"]
     assert record["demo"]["faults"] == {"error_rate": "0.05"}
+
+
+def canary_outcome(record: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        o for o in record["outcomes"] if o["check"]["name"] == "canary-vs-baseline"
+    )
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fault", "metric"), [("error_rate=0.05", "errors"), ("latency_ms=150", "latency")]
+)
+def test_a_canary_fault_is_no_go_through_the_canary_check(
+    suite: Path, fault: str, metric: str
+) -> None:
+    """The canary (the demo target, 1.4.2) degraded beside its healthy baseline (1.4.1)."""
+    code, output, record = demo(suite, "--canary-fault", fault)
+    assert code == 11, output
+    assert record["decision"] == "NO-GO"
+    canary = canary_outcome(record)
+    assert canary["check"]["kind"] == "canary"
+    assert canary["status"] == "failed", canary["reason"]
+    verdicts = {m["metric"]: m["verdict"] for m in canary["evidence"][0]["details"]["metrics"]}
+    assert verdicts[metric] == "failed", verdicts
+    assert "canary-vs-baseline" in [b["check"] for b in record["summary"]["blockers"]]
+    assert record["demo"]["faults"] == dict([fault.split("=")])
+    assert record["demo"]["baseline"]["faults"] == {}
+    assert "baseline http://127.0.0.1:" in output and "serving 1.4.1" in output
+
+
+def test_a_fault_on_canary_and_baseline_alike_is_no_canary_regression(suite: Path) -> None:
+    """``--fault`` degrades both: the comparison sees no regression of the canary (an
+    environment-wide problem is for the SLO checks to judge)."""
+    code, output, record = demo(suite, "--fault", "latency_ms=30")
+    canary = canary_outcome(record)
+    assert canary["status"] == "passed", canary["reason"]
+    assert record["demo"]["baseline"]["faults"] == {"latency_ms": "30"}
+    assert code == 0, output

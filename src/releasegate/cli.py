@@ -169,7 +169,82 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="default: reports/baselines/<deployment>/<database>.schema.json by the spec",
     )
+
+    baseline = sub.add_parser("baseline", help="golden baselines for canary checks")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    capture = baseline_sub.add_parser(
+        "capture",
+        help="measure a healthy version with a canary check's source and keep it as its golden"
+        " baseline",
+        description="Measure one side with the named canary check's own source (its requests,"
+        " or its /metrics scrapes) and write what it measured, with the version and the time,"
+        " as a golden baseline: a canary check with baseline: {golden: PATH} compares against"
+        " it when no live baseline runs. By default the measured side is the spec's target"
+        " (demo:// starts the demo).",
+    )
+    capture.add_argument("check", help="the canary check whose source measures")
+    capture.add_argument("--spec", default=DEFAULT_SPEC, help=f"gate spec (default {DEFAULT_SPEC})")
+    capture.add_argument("--url", help="measure this base URL instead of the spec's target")
+    capture.add_argument(
+        "--version",
+        dest="captured_version",
+        help="the version measured (default: the spec's deployment.version)",
+    )
+    capture.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="default: reports/baselines/<deployment>/<check>.canary.json beside the spec",
+    )
     return parser
+
+
+def cmd_baseline_capture(args: argparse.Namespace) -> int:
+    from .canary import capture_baseline
+    from .probes.base import ProbeContext
+    from .probes.canary import measure
+    from .runtime import open_target
+
+    loaded = load_spec(args.spec)
+    spec = loaded.spec
+    check: Any = next((c for c in spec.checks if c.name == args.check), None)
+    if check is None or check.kind != "canary":
+        names = ", ".join(c.name for c in spec.checks if c.kind == "canary") or "none"
+        raise UsageError(f"{args.check!r} is not a canary check of {loaded.path} (its: {names})")
+    if check.source == "prometheus":
+        raise UsageError(
+            f"{args.check!r} reads Prometheus: a golden baseline is measured by an http or"
+            " metrics source (a Prometheus baseline is its history: compare selectors instead)"
+        )
+    target = {"baseline_url": None}  # one side is measured: no demo baseline to start
+    if args.url:
+        target["base_url"] = args.url.rstrip("/")
+    spec = spec.model_copy(update={"target": spec.target.model_copy(update=target)})
+    with open_target(spec) as client:
+        ctx = ProbeContext(spec=spec, target=client, spec_dir=loaded.path.parent)
+        measured = measure(check, ctx, ("canary",))["canary"]
+    path = (
+        Path(args.output)
+        if args.output
+        else loaded.path.parent
+        / "reports"
+        / "baselines"
+        / spec.deployment.name
+        / f"{check.name}.canary.json"
+    )
+    version = args.captured_version or spec.deployment.version or "unknown"
+    capture_baseline(path, measured, deployment=spec.deployment.name, version=version)
+    sizes = ", ".join(f"{name}: {_size(data)}" for name, data in measured.items())
+    print(f"releasegate baseline capture: {version} of {client.base_url} ({sizes}) -> {path}")
+    return 0
+
+
+def _size(data: Any) -> str:
+    if hasattr(data, "total"):
+        return f"{data.events}/{data.total} events"
+    if hasattr(data, "values"):
+        return f"{len(data.values)} samples"
+    return "a histogram"
 
 
 def cmd_db_snapshot(args: argparse.Namespace) -> int:
@@ -259,8 +334,7 @@ def _demo_prometheus(spec: Any, urls: list[str], stack: contextlib.ExitStack) ->
     server = Prometheus(urls, workdir, binary)
     server.start()
     stack.callback(server.stop)
-    scraping = "the target and its baseline" if len(urls) > 1 else "the target"
-    print(f"releasegate demo: Prometheus {server.url} scraping {scraping}", flush=True)
+    print(f"releasegate demo: Prometheus {server.url} scraping the target", flush=True)
     return {
         "RELEASEGATE_PROMETHEUS_URL": server.url,
         # Prometheus scrapes first about 5 s after it is ready: its data starts then.
@@ -315,7 +389,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f" {demo.traffic_rps:g} req/s; log {demo.log_path}{kept}",
             flush=True,
         )
-        scraped = [demo.url]
+        scraped = [demo.url]  # the suite's SLO queries are the deployment's: not the baseline
         baseline_env: dict[str, str] = {}
         if with_baseline:
             from .demo import BASELINE_VERSION
@@ -328,7 +402,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     version=BASELINE_VERSION,
                 )
             )
-            scraped.append(baseline.url)
             shown = ", ".join(f"{k}={v}" for k, v in baseline_faults.items()) or "none"
             print(
                 f"releasegate demo: baseline {baseline.url} serving {BASELINE_VERSION}, the"
@@ -469,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = cmd_report(args)
             elif args.command == "db":
                 code = cmd_db_snapshot(args)
+            elif args.command == "baseline":
+                code = cmd_baseline_capture(args)
         except ReleasegateError as err:
             print(redact_text(f"releasegate {args.command}: {err}"), file=sys.stderr)
             code = 4 if args.command == "demo" else 2

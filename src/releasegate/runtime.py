@@ -106,11 +106,11 @@ def open_target(
                 services.fault_seed = demo.fault_seed
                 services.faults = {k: str(v) for k, v in parsed.items()}
                 services.log_file = demo.log_path
+            # Prometheus scrapes the target only: the suite's SLO queries are the deployment's.
             scraped = [demo.url]
             if baseline_url == "demo://":
                 baseline = stack.enter_context(DemoTarget(faults=parsed, version=BASELINE_VERSION))
                 baseline_url = baseline.url
-                scraped.append(baseline.url)
                 if services is not None:
                     services.baseline_url = baseline.url
                     services.baseline_fault_seed = baseline.fault_seed

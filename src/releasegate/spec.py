@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import checktypes, spec_db, spec_slo
+from . import checktypes, spec_canary, spec_db, spec_slo
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import DB_BACKENDS, Database
@@ -483,6 +483,10 @@ class BurnRateCheck(spec_slo.BurnRateFields, CheckBase):
     """Multiwindow multi-burn-rate gate of an SLO over Prometheus (kind slo)."""
 
 
+class CanaryCheck(spec_canary.CanaryFields, CheckBase):
+    """The canary against its baseline, metric by metric, with a test per metric (kind canary)."""
+
+
 # The check types: one model and one probe each (``module:function`` in releasegate.probes).
 for _model, _probe in (
     (HttpCheck, "http:probe_http"),
@@ -505,6 +509,7 @@ for _model, _probe in (
     (JsonMetricCheck, "slo:probe_json_metric"),
     (LogPatternCheck, "logs:probe_log_pattern"),
     (BurnRateCheck, "slo:probe_burn_rate"),
+    (CanaryCheck, "canary:probe_canary"),
 ):
     checktypes.register(_model, _probe)
 

@@ -77,6 +77,7 @@ _SUMMARY: _Keys = (
     ("blockers", list, "a list"),
     ("categories", list, "a list"),
     ("allowed", list, "a list"),
+    ("marginal", list, "a list"),
     ("action", (str, _NULL), "a string or null"),
     ("interrupted", (str, _NULL), "a string or null"),
 )
@@ -312,7 +313,7 @@ def _typed(data: dict[str, Any], keys: _Keys, prefix: str = "") -> list[str]:
 
 def _summary_problems(summary: dict[str, Any]) -> list[str]:
     problems = _typed(summary, _SUMMARY, "summary.")
-    for key in ("reasons", "allowed"):
+    for key in ("reasons", "allowed", "marginal"):
         items = summary.get(key)
         if isinstance(items, list):
             problems.extend(
@@ -361,6 +362,12 @@ def _outcomes(raw: Any, schema: int, problems: list[str]) -> list[Outcome]:
         evidence = item.get("evidence", [])
         if not isinstance(evidence, list) or not all(isinstance(e, dict) for e in evidence):
             problems.append(f"{where}.evidence: {_short(evidence)} is not a list of objects")
+            continue
+        # ``Outcome.from_dict`` reads anything but true as false: a "yes" would quietly lift
+        # the CONDITIONAL GO that a marginal pass holds a decision to.
+        marginal = item.get("marginal", False)
+        if not isinstance(marginal, bool):
+            problems.append(f"{where}.marginal: {_short(marginal)} is not true or false")
             continue
         try:
             outcome = Outcome.from_dict(item)

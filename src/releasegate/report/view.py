@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import model
+from .ecdf import CanaryView, read_canary
 from .sparkline import Sparkline, draw, sparklines
 from .verify import INCONSISTENT, UNVERIFIED, RecordCheck
 
@@ -109,6 +110,16 @@ class CheckRow:
     #: SLO windows (``details.steps``) drawn small, worst first; ``more_sparklines`` not drawn.
     sparklines: tuple[Sparkline, ...] = ()
     more_sparklines: int = 0
+    #: PASSED with a caveat (``outcomes[].marginal``): holds the decision to CONDITIONAL GO.
+    marginal: bool = False
+    #: A canary check's judgement, metric by metric (``kind: canary`` only).
+    canary: CanaryView | None = None
+
+    @property
+    def status_text(self) -> str:
+        """The status as the reports name it: ``passed · marginal`` for a marginal pass."""
+        label = STATUS_LABELS.get(self.status, self.status)
+        return f"{label} · marginal" if self.marginal else label
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +160,8 @@ def integrity(check: RecordCheck) -> Integrity | None:
 
 def decision_notes(record: dict[str, Any]) -> tuple[str, ...]:
     """What qualified the decision besides its reasons: the interruption (and whether it kept
-    the hooks from firing) and the checks that ``policy.max_errors`` allowed not to measure,
-    named (the reasons only count them)."""
+    the hooks from firing), the checks that ``policy.max_errors`` allowed not to measure and
+    the checks that passed with a caveat (marginal), named (the reasons only count them)."""
     summary = record.get("summary") or {}
     notes: list[str] = []
     interrupted = record.get("interrupted") or summary.get("interrupted")
@@ -172,6 +183,13 @@ def decision_notes(record: dict[str, Any]) -> tuple[str, ...]:
         notes.append(
             f"policy.max_errors = {max_errors}: up to {max_errors} non-critical check(s) may"
             " fail to measure; none was allowed this run"
+        )
+    given = summary.get("marginal")
+    marginal = [str(name) for name in given] if isinstance(given, list) else []
+    if marginal:
+        notes.append(
+            f"passed with a caveat (marginal): {', '.join(marginal)}"
+            " (each holds the decision to CONDITIONAL GO at best)"
         )
     return tuple(notes)
 
@@ -214,17 +232,25 @@ def _headers(raw: Any) -> list[str]:
     return [f"{k}: {_json(v)}" for k, v in raw.items()]
 
 
-def evidence_view(data: dict[str, Any], steps_drawn: bool = False) -> EvidenceView:
+def evidence_view(
+    data: dict[str, Any], steps_drawn: bool = False, shapes_drawn: frozenset[int] = frozenset()
+) -> EvidenceView:
     """One piece of evidence; its details become plain-text sections, one ``<pre>`` each.
 
     Text rather than nested markup keeps a row to a handful of elements, which is what lets
     a 10,000-check scorecard open in a browser in about a second. ``steps_drawn``: the row
-    draws the window's steps, so the text names them instead of spending its space on them.
+    draws the window's steps, so the text names them instead of spending its space on them;
+    ``shapes_drawn``: the same for the canary metrics (by index) whose ECDFs the row draws.
     """
     details = dict(data.get("details") or {})
     if steps_drawn and isinstance(details.get("steps"), list):
         count = len(details["steps"])
         details["steps"] = f"{count} recorded, drawn in the sparkline; all in decision.json"
+    if shapes_drawn and isinstance(details.get("metrics"), list):
+        details["metrics"] = [
+            {**m, "shape": "drawn in the chart; all in decision.json"} if i in shapes_drawn else m
+            for i, m in enumerate(details["metrics"])
+        ]
     sections: list[Section] = []
     request = details.pop("request", None)
     if isinstance(request, dict):
@@ -301,7 +327,8 @@ def _limits_of(item: dict[str, Any], value: Any) -> tuple[model.Limit, ...]:
 
 
 def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> tuple[CheckRow, ...]:
-    """One row per outcome, worst status first (``STATUS_ORDER``); critical first within."""
+    """One row per outcome, worst status first (``STATUS_ORDER``), a marginal pass before a
+    plain one; critical first within."""
     rows: list[CheckRow] = []
     for outcome in outcomes:
         given = outcome.get("check")
@@ -312,10 +339,13 @@ def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> t
         category = str(check.get("category", "general"))
         first = evidence[0] if evidence else {}
         drawn, more = sparklines(name, evidence) if _has_steps(evidence) else ((), 0)
+        kind = str(check.get("kind", ""))
+        canary = read_canary(evidence) if kind == "canary" else None
+        shapes = canary.drawn if canary is not None else frozenset()
         rows.append(
             CheckRow(
                 name=name,
-                kind=str(check.get("kind", "")),
+                kind=kind,
                 category=category,
                 cat_id=cat_ids.setdefault(category, f"c{len(cat_ids)}"),
                 severity=str(check.get("severity", "major")),
@@ -327,15 +357,24 @@ def check_rows(outcomes: Iterable[dict[str, Any]], cat_ids: dict[str, str]) -> t
                 duration_s=float(outcome.get("duration_s") or 0.0),
                 value=compact(first.get("value")),
                 threshold=str(first.get("threshold") or ""),
-                evidence=tuple([evidence_view(e, bool(drawn)) for e in evidence]),
+                evidence=tuple(
+                    [
+                        evidence_view(e, bool(drawn), shapes if i == 0 else frozenset())
+                        for i, e in enumerate(evidence)
+                    ]
+                ),
                 comparison=comparison(name, evidence),
                 sparklines=drawn,
                 more_sparklines=more,
+                # Only a pass can be marginal (as ``model.Outcome.from_dict`` reads it).
+                marginal=outcome.get("marginal") is True and status == model.Status.PASSED.value,
+                canary=canary,
             )
         )
     rows.sort(
         key=lambda r: (
             STATUS_ORDER.get(r.status, _OTHER_STATUS),
+            not r.marginal,  # a pass with a caveat before a plain one: it holds the decision
             SEVERITY_ORDER.get(r.severity, 3),
             r.name,
         )
@@ -416,8 +455,10 @@ def _notes(members: list[CheckRow]) -> str:
     bad = [r for r in members if r.status != "passed"]  # already worst first
     if not members:
         return "no checks reported"
+    caveats = [r.name for r in members if r.marginal]
+    marginal = f" ({len(caveats)} marginal: {', '.join(caveats[:3])})" if caveats else ""
     if not bad:
-        return f"all {len(members)} check(s) passed"
+        return f"all {len(members)} check(s) passed{marginal}"
     shown = ", ".join(f"{r.name} ({STATUS_LABELS.get(r.status, r.status)})" for r in bad[:3])
     more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-    return f"{len(members) - len(bad)}/{len(members)} passed; {shown}{more}"
+    return f"{len(members) - len(bad)}/{len(members)} passed{marginal}; {shown}{more}"
