@@ -73,8 +73,9 @@ def _client(check: Any, ctx: ProbeContext, side: str) -> TargetClient | None:
 
 
 def measure_http(check: Any, ctx: ProbeContext, sides: tuple[str, ...]) -> dict[str, Any]:
-    """Requests to each side in turn at ``rps`` per side, up to ``requests`` per side, within
-    the window (``for``) and the check's deadline: latencies (s) and error counts per side."""
+    """Requests to each side in turn (alternating which goes first) at ``rps`` per side, up to
+    ``requests`` per side, within the window (``for``) and the check's deadline: latencies (s)
+    and error counts per side."""
     from ..canary import RateData, SampleData
 
     clients = {side: _client(check, ctx, side) for side in sides}
@@ -95,7 +96,9 @@ def measure_http(check: Any, ctx: ProbeContext, sides: tuple[str, ...]) -> dict[
             break
         if due > now:
             time.sleep(due - now)
-        for side in sides:
+        # Each side goes first in every other round: the first request after the pause pays
+        # for waking up (scheduler, sockets), which would otherwise always fall on one side.
+        for side in sides if i % 2 == 0 else sides[::-1]:
             client = clients[side]
             assert client is not None
             sent[side] += 1
