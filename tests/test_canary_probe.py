@@ -6,6 +6,7 @@ baselines."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -110,6 +111,10 @@ def test_a_slower_canary_fails_through_the_latency_comparison(
     assert found["latency"]["verdict"] == "failed"
     assert found["errors"]["verdict"] == "passed"
     assert "latency" in result.reason
+    # Latencies read as milliseconds, not raw seconds (60 ms added to a few ms).
+    shown = re.search(r"canary p95 (\d+(?:\.\d+)?)ms vs baseline (\d+(?:\.\d+)?)ms", result.reason)
+    assert shown, result.reason
+    assert float(shown.group(1)) >= 60 > float(shown.group(2))
 
 
 def test_canary_errors_fail_even_against_a_baseline_without_any(
@@ -146,6 +151,8 @@ def test_a_regression_inside_the_margin_is_marginal(
     assert result.status is Status.PASSED, result.reason
     assert result.marginal, result.reason
     assert metrics_of(result)["latency"]["verdict"] == "marginal"
+    assert "within its margin of 200ms" in result.reason
+    assert metrics_of(result)["latency"]["policy"]["margin"]["text"] == "200ms"
 
 
 def test_too_few_requests_is_no_data_with_how_many_more(
@@ -214,6 +221,8 @@ def test_metrics_source_compares_histogram_buckets(
     latency = metrics_of(result)["latency"]
     assert latency["verdict"] == "failed"
     assert latency["canary"]["count"] > 0 and latency["baseline"]["count"] > 0
+    assert re.search(r"canary p95 ~\d+(\.\d+)?ms vs baseline ~\d+(\.\d+)?ms", result.reason)
+    assert re.search(r"above \d+(\.\d+)?ms: ", result.reason), result.reason
 
 
 def test_a_golden_baseline_stands_in_for_a_live_one(

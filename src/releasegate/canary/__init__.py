@@ -32,6 +32,7 @@ from .model import (
     MetricPolicy,
     RateData,
     SampleData,
+    Unit,
     Verdict,
 )
 from .results import BaselineSource, Comparison, Effect, Judgement, Need, Shape, Summary, TestResult
@@ -79,6 +80,7 @@ __all__ = [
     "Shape",
     "Summary",
     "TestResult",
+    "Unit",
     "Verdict",
     "capture_baseline",
     "compare",

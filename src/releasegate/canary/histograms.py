@@ -179,10 +179,10 @@ def analyse(policy: MetricPolicy, canary: HistogramData, baseline: HistogramData
     share_c, share_b = (n_c - cum_c[edge]) / n_c, (n_b - cum_b[edge]) / n_b
     rel = relative(sc.quantile, sb.quantile)
     description = (
-        f"canary {label} ~{format_number(sc.quantile or 0.0)} vs baseline "
-        f"~{format_number(sb.quantile or 0.0)}"
+        f"canary {label} ~{policy.show(sc.quantile or 0.0)} vs baseline "
+        f"~{policy.show(sb.quantile or 0.0)}"
         + (f" ({rel:+.1%})" if rel is not None else "")
-        + f"; above le={format_number(bounds[edge])}: {share_c:.1%} vs {share_b:.1%}"
+        + f"; above {policy.show(bounds[edge])}: {share_c:.1%} vs {share_b:.1%}"
     )
     effect = Effect(
         measure=f"difference of {label}",

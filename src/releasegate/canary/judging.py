@@ -125,7 +125,7 @@ def _decide(
         return test if p is not None and p <= policy.alpha else None
 
     name, alpha = policy.name, f"alpha={policy.alpha:g}"
-    margin = f" its margin of {policy.margin.describe()}" if policy.margin else ""
+    margin = f" its margin of {policy.margin.describe(policy.unit)}" if policy.margin else ""
     evidence = analysis.effect.description if analysis.effect else ""
     regression = next(t for t in tests if t.role == REGRESSION)
     if significant(REGRESSION):
@@ -235,7 +235,13 @@ def _overall(comparisons: tuple[Comparison, ...], non_critical_fails: bool) -> t
             Verdict.MARGINAL,
             f"{names(marginal)} {what} ({len(marginal)} of {total} metrics): {marginal[0].reason}",
         )
-    return Verdict.PASSED, f"all {total} metrics passed" if total > 1 else comparisons[0].reason
+    if total == 1:
+        return Verdict.PASSED, comparisons[0].reason
+    # The numbers of each metric, so that a pass says what was measured, not only that it was.
+    seen = "; ".join(
+        f"{c.metric} {c.effect.description.split('; ')[0]}" for c in comparisons if c.effect
+    )
+    return Verdict.PASSED, f"all {total} metrics passed" + (f": {seen}" if seen else "")
 
 
 def judge(

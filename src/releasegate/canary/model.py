@@ -6,7 +6,8 @@ every run).
 
 Units are the caller's. A latency may be in seconds or in milliseconds; a margin's
 ``absolute`` part, the evidence's quantiles and intervals are in the same unit as the values
-given. Rates are fractions (0.01 = 1 %), never percentages.
+given. Rates are fractions (0.01 = 1 %), never percentages. How reasons print them is the
+policy's ``unit`` (``Unit.SECONDS``: latencies as ms) and a margin's ``text`` (as written).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class Verdict(str, enum.Enum):
     NO_DATA = "no_data"
 
 
+class Unit(str, enum.Enum):
+    """What a metric's values are, for the reasons only (the tests are unit-free):
+    ``number`` (shown as given) or ``seconds`` (latencies: shown as ms, or s from 10 s)."""
+
+    NUMBER = "number"
+    SECONDS = "seconds"
+
+
 class Direction(str, enum.Enum):
     """Which change of the metric is bad: ``increase`` (latency, errors), ``decrease``
     (throughput, cache hits) or ``both``."""
@@ -68,10 +77,12 @@ class Margin:
     percentage point); ``relative`` is a fraction of the baseline's level (0.10 = 10 %). With
     both, the MORE LENIENT one applies: "100 ms or 10 %" allows 100 ms at a 500 ms baseline and
     150 ms at a 1.5 s one (the allowance is ``max(absolute, relative * |level|)``).
+    ``text`` is the margin as its author wrote it (``"50ms or 10%"``): reasons quote it.
     """
 
     absolute: float | None = None
     relative: float | None = None
+    text: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.absolute is None and self.relative is None:
@@ -87,16 +98,19 @@ class Margin:
         relative = (self.relative or 0.0) * abs(level)
         return max(absolute, relative)
 
-    def describe(self) -> str:
+    def describe(self, unit: Unit = Unit.NUMBER) -> str:
+        """The margin as written, else its parts (the absolute one in ``unit``)."""
+        if self.text:
+            return self.text
         parts = []
         if self.absolute is not None:
-            parts.append(format_number(self.absolute))
+            parts.append(format_value(self.absolute, unit))
         if self.relative is not None:
             parts.append(f"{format_number(self.relative * 100)}%")
         return " or ".join(parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"absolute": self.absolute, "relative": self.relative, "text": self.describe()}
+    def to_dict(self, unit: Unit = Unit.NUMBER) -> dict[str, Any]:
+        return {"absolute": self.absolute, "relative": self.relative, "text": self.describe(unit)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +211,8 @@ class MetricPolicy:
     compared (histograms). ``spread`` adds a one-sided spread test on samples (MARGINAL on a
     larger spread). ``resamples`` bootstrap resamples give the quantile interval on samples
     (0: the distribution-free order-statistic interval instead, no resampling); ``seed`` makes
-    the bootstrap repeatable.
+    the bootstrap repeatable. ``unit`` is how the values read in reasons (latencies in
+    seconds: ``Unit.SECONDS``, shown as ms).
     """
 
     name: str
@@ -214,8 +229,10 @@ class MetricPolicy:
     spread: bool = True
     resamples: int = 999
     seed: int = 0
+    unit: Unit = Unit.NUMBER
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "unit", Unit(self.unit))
         if not self.name:
             raise ValueError("a metric policy needs a name")
         object.__setattr__(self, "direction", Direction(self.direction))
@@ -234,7 +251,7 @@ class MetricPolicy:
         return {
             "name": self.name,
             "direction": self.direction.value,
-            "margin": self.margin.to_dict() if self.margin else None,
+            "margin": self.margin.to_dict(self.unit) if self.margin else None,
             "critical": self.critical,
             "must_have_data": self.must_have_data,
             "min_samples": self.min_samples,
@@ -245,7 +262,12 @@ class MetricPolicy:
             "require_power": self.require_power,
             "spread": self.spread,
             "resamples": self.resamples,
+            "unit": self.unit.value,
         }
+
+    def show(self, value: float) -> str:
+        """``value`` of this metric as a reason writes it (``format_value`` in its unit)."""
+        return format_value(value, self.unit)
 
 
 def format_number(value: float) -> str:
@@ -253,3 +275,32 @@ def format_number(value: float) -> str:
     if value == 0 or 1e-4 <= abs(value) < 1e6:
         return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def format_latency(seconds: float) -> str:
+    """A latency in seconds for people: milliseconds with three significant digits below
+    10 s (``0.155`` → ``155ms``, ``0.004796`` → ``4.8ms``, ``2.5`` → ``2500ms``), seconds
+    from 10 s (``12.34`` → ``12.3s``)."""
+    if not math.isfinite(seconds):
+        return format_number(seconds)
+    if seconds < 0:
+        return "-" + format_latency(-seconds)
+    if seconds >= 10:
+        return f"{seconds:.0f}s" if seconds >= 100 else f"{seconds:.3g}s"
+    ms = seconds * 1000
+    if ms == 0:
+        return "0ms"
+    return f"{ms:.0f}ms" if ms >= 100 else f"{ms:.3g}ms"
+
+
+def format_percent(fraction: float) -> str:
+    """A rate (a fraction) as a percentage with three significant digits: ``0.008333`` →
+    ``0.833%``, ``0.1033`` → ``10.3%``, ``0`` → ``0%``."""
+    if not math.isfinite(fraction):
+        return format_number(fraction)
+    return f"{fraction * 100:.3g}%" if fraction else "0%"
+
+
+def format_value(value: float, unit: Unit) -> str:
+    """``value`` in ``unit`` as a reason shows it."""
+    return format_latency(value) if unit is Unit.SECONDS else format_number(value)

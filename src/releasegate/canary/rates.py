@@ -27,7 +27,7 @@ from statsmodels.stats.proportion import (
 )
 
 from .analysis import REGRESSION, SHIFT, Analysis, directional, finite, interval_level, relative
-from .model import MetricPolicy, RateData, format_number
+from .model import MetricPolicy, RateData, format_number, format_percent
 from .results import Effect, Summary, TestResult
 
 TEST_NAME = "Miettinen-Nurminen score test (difference of rates)"
@@ -84,7 +84,7 @@ def summarize(data: RateData) -> Summary:
 def _describe(canary: RateData, baseline: RateData) -> str:
     def side(data: RateData) -> str:
         rate = data.rate or 0.0
-        return f"{format_number(rate * 100)}% ({data.events:,}/{data.total:,})"
+        return f"{format_percent(rate)} ({data.events:,}/{data.total:,})"
 
     text = f"canary {side(canary)} vs baseline {side(baseline)}"
     ratio = relative(canary.rate, baseline.rate)

@@ -41,7 +41,7 @@ from .analysis import (
     interval_level,
     relative,
 )
-from .model import Direction, MetricPolicy, SampleData, format_number
+from .model import Direction, MetricPolicy, SampleData
 from .quantiles import Floats, difference_interval, ecdf_shape, sample_interval
 from .results import Effect, Summary, TestResult
 
@@ -170,8 +170,8 @@ def analyse(policy: MetricPolicy, canary: SampleData, baseline: SampleData) -> A
     larger = "smaller" if policy.direction is Direction.DECREASE else "larger"
     share = sup if larger == "larger" else 1 - sup
     description = (
-        f"canary {label} {format_number(sc.quantile or 0.0)} vs baseline "
-        f"{format_number(sb.quantile or 0.0)}"
+        f"canary {label} {policy.show(sc.quantile or 0.0)} vs baseline "
+        f"{policy.show(sb.quantile or 0.0)}"
         + (f" ({rel:+.1%})" if rel is not None else "")
         + f"; a canary value is {larger} than a baseline one in {share:.0%} of pairs"
     )

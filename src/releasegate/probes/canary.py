@@ -8,7 +8,13 @@ Three sources give the two populations:
 * ``metrics``: each side's ``/metrics`` scraped at the window's start and end (or one endpoint
   and a label selector per side): the counter's increase (errors and requests) and the
   latency histogram's bucket increases;
-* ``prometheus``: the same increases over the window, from Prometheus, per side's selector.
+* ``prometheus``: the same increases over the window, from Prometheus, per side's selector;
+* ``sql``: read-only queries on a spec database, the same ones with each side's bound
+  parameters (``version = :version``) or a query each: errors and total (a rate) and a column
+  of durations (samples), in one guarded read-only session under the check's deadline;
+* ``logs``: each side's new log lines over the window (a file each, or one file and a line
+  pattern each), tailed across rotation: error lines out of all lines (a rate) and durations
+  read off the lines (samples).
 
 A golden baseline (``baseline.golden``) stands in for a live baseline; its age is in the
 evidence and past ``max_age`` the check has NO DATA.
@@ -16,7 +22,10 @@ evidence and past ``max_age`` the check has NO DATA.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import random
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +34,7 @@ from typing import Any
 from .. import deadlines
 from ..errors import ProbeError, TargetRefused
 from ..model import Evidence, Status
+from ..redact import redact_text, redact_value
 from ..slo.promtext import Snapshot, increase, parse_exposition, total_increase
 from ..slo.selector import parse_selector
 from ..spec_canary import parse_margin
@@ -228,7 +238,247 @@ def measure_prometheus(check: Any, ctx: ProbeContext, sides: tuple[str, ...]) ->
     return out
 
 
-_SOURCES = {"http": measure_http, "metrics": measure_metrics, "prometheus": measure_prometheus}
+#: What a sql row says that is not a count: the query's mistake, said with the fix.
+_ERRORS_ROW = "the errors query must return one row of two numbers: the errors and the total"
+_LATENCY_SCALE = {"s": 1.0, "ms": 0.001}
+
+
+def _count(value: Any, what: str) -> int:
+    """A count from the database (None: 0, as SUM over no row is NULL)."""
+    if value is None:
+        return 0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ProbeError(f"{_ERRORS_ROW}; its {what} is {value!r}") from None
+    if not number.is_integer() or number < 0:
+        raise ProbeError(f"{_ERRORS_ROW}; its {what} is {value!r}, not a count")
+    return int(number)
+
+
+def _rate_row(row: Any, side: str) -> tuple[int, int]:
+    """(errors, total) from the errors query's row; no row is no data (0 of 0)."""
+    if row is None:
+        return 0, 0
+    if len(row) != 2:
+        raise ProbeError(f"{_ERRORS_ROW}; the {side}'s row has {len(row)} column(s)")
+    errors, total = _count(row[0], "first column (errors)"), _count(row[1], "second (total)")
+    if errors > total:
+        raise ProbeError(f"the errors query says {errors:,} errors out of {total:,} for the {side}")
+    return errors, total
+
+
+def _durations(rows: list[Any], scale: float, side: str) -> list[float]:
+    """The first column as seconds; NULL becomes NaN, which the judge drops and counts."""
+    values = []
+    for row in rows:
+        raw = row[0] if len(row) else None
+        if raw is None:
+            values.append(math.nan)
+            continue
+        try:
+            values.append(float(raw) * scale)
+        except (TypeError, ValueError):
+            raise ProbeError(
+                f"the latency query returned {raw!r} for the {side}, not a duration. Fix:"
+                " SELECT one numeric column (in latency_unit)"
+            ) from None
+    return values
+
+
+def _limited(query: str, backend: str, limit: int) -> str:
+    """``query`` (guarded) read through a LIMIT, so that the server stops at ``limit`` rows.
+
+    The newline before the parenthesis ends a trailing ``--`` comment of the user's query."""
+    from ..db.connect import guard_read_query
+
+    inner = guard_read_query(query, backend)
+    return f"SELECT * FROM (\n{inner}\n) AS rg_canary_samples LIMIT {int(limit)}"
+
+
+def measure_sql(check: Any, ctx: ProbeContext, sides: tuple[str, ...]) -> dict[str, Any]:
+    """Each side's queries in one read-only session on the check's database, each statement
+    under the database's statement timeout and the check's deadline: errors and total
+    (``RateData``), a column of durations (``SampleData``, at most ``max_samples`` rows: more
+    is an error, as the rows cut would be any the database chose)."""
+    from ..canary import RateData, SampleData
+    from ..db.connect import database, read_only
+    from .sql import within_deadline
+
+    wanted = check.measured_metrics()
+    scale = _LATENCY_SCALE[check.latency_unit]
+    db = database(ctx.spec.databases, check.database)
+    out: dict[str, Any] = {}
+    with read_only(check.database, within_deadline(check.database, db, ctx), ctx.db) as session:
+        for side in sides:
+            spec_side = getattr(check, side)
+            queries = spec_side.queries or check.queries
+            # Without params a ':' is text (WHERE note = 'a:b'); with them, :name binds.
+            params = dict(spec_side.params) or None
+            data: dict[str, Any] = {}
+            if "errors" in wanted:
+                errors, total = _rate_row(session.row(queries.errors, params), side)
+                data["errors"] = RateData(errors, total)
+            if "latency" in wanted:
+                limited = _limited(queries.latency, session.backend, check.max_samples + 1)
+                rows = session.rows(limited, params)
+                if len(rows) > check.max_samples:
+                    raise ProbeError(
+                        f"the latency query returned more than max_samples"
+                        f" ({check.max_samples:,}) rows for the {side}: a cut sample would be"
+                        " the rows the database happened to send first. Fix: narrow its"
+                        " window, sample it (ORDER BY random() LIMIT n) or raise max_samples"
+                    )
+                data["latency"] = SampleData(_durations(rows, scale, side))
+            out[side] = data
+    return out
+
+
+def _log_path(name: str, ctx: ProbeContext) -> Path:
+    path = Path(name)
+    if not path.is_absolute() and ctx.spec_dir is not None:
+        path = ctx.spec_dir / path
+    return path
+
+
+class _SideLines:
+    """One side's tally of log lines: all, errors, and the durations read off them, at most
+    ``keep`` of them: past it a uniform random sample (a seeded reservoir), so that memory
+    stays bounded however busy the log and the sample stays representative of the window."""
+
+    def __init__(self, match: str | None, keep: int) -> None:
+        self.match = re.compile(match) if match is not None else None
+        self.lines = 0
+        self.errors = 0
+        self.latencies: list[float] = []
+        self.seen = 0
+        self._keep = keep
+        self._rng = random.Random(0)
+
+    def took(self, seconds: float) -> None:
+        self.seen += 1
+        if len(self.latencies) < self._keep:
+            self.latencies.append(seconds)
+            return
+        slot = self._rng.randrange(self.seen)
+        if slot < self._keep:
+            self.latencies[slot] = seconds
+
+
+def _tally(
+    lines: list[str],
+    sides: list[_SideLines],
+    bad: list[re.Pattern[str]],
+    latency: re.Pattern[str] | None,
+    scale: float,
+) -> None:
+    for line in lines:
+        mine = [s for s in sides if s.match is None or s.match.search(line)]
+        if not mine:
+            continue
+        is_bad = any(b.search(line) for b in bad)
+        took = None
+        if latency is not None and (found := latency.search(line)) is not None:
+            group = "latency" if "latency" in latency.groupindex else 1
+            with contextlib.suppress(TypeError, ValueError):  # the group did not take part
+                took = float(found.group(group)) * scale
+        for side in mine:
+            side.lines += 1
+            side.errors += is_bad
+            if took is not None:
+                side.took(took)
+
+
+def measure_logs(check: Any, ctx: ProbeContext, sides: tuple[str, ...]) -> dict[str, Any]:
+    """The lines each side's log gets over the window (``for``, scaled), read as they come:
+    error lines (any ``patterns.bad``) out of all the side's lines, and the durations that
+    ``latency_pattern`` reads off them. One file for both sides is read once and its lines
+    go to each side whose ``match`` they match."""
+    from ..canary import RateData, SampleData
+    from .logs import DEADLINE_MARGIN_S, FILE_READ_BYTES, FileTail, LineSplitter
+
+    duration = check.hold_for / _scale(ctx)
+    tallies = {side: _SideLines(getattr(check, side).match, check.max_samples) for side in sides}
+    by_file: dict[Path, list[_SideLines]] = {}
+    for side in sides:
+        path = _log_path(getattr(check, side).file or check.file, ctx)
+        by_file.setdefault(path, []).append(tallies[side])
+    tails = [
+        (
+            FileTail(
+                path,
+                LineSplitter(check.max_line_bytes, check.max_read_bytes),
+                from_start=False,
+                sleep=ctx.sleep,
+            ),
+            readers,
+        )
+        for path, readers in by_file.items()
+    ]
+    bad = [re.compile(p) for p in check.patterns.bad]
+    latency = re.compile(check.latency_pattern) if check.latency_pattern else None
+    scale = _LATENCY_SCALE[check.latency_unit]
+    deadline = deadlines.current()
+    with contextlib.ExitStack() as stack:
+        for tail, _ in tails:
+            tail.open()
+            stack.callback(tail.close)
+        started = ctx.clock()
+        margin = 0.0
+        if deadline is not None:
+            margin = min(DEADLINE_MARGIN_S, max(deadline - time.monotonic(), 0.0) / 10)
+        poll = min(max(duration / 20, 0.05), 1.0)
+
+        def read(tail: FileTail, readers: list[_SideLines]) -> int:
+            """One look at ``tail``: its new lines tallied; the bytes it read."""
+            before = tail.split.bytes_read
+            _tally(tail.lines(), readers, bad, latency, scale)
+            if tail.split.capped:
+                raise ProbeError(
+                    f"read max_read_bytes ({tail.split.max_bytes:,} bytes) of {tail.path}"
+                    f" after {ctx.clock() - started:.2f}s of {duration:.2f}s: the rest of"
+                    " the window was not read. Fix: raise max_read_bytes or shorten for:"
+                )
+            return tail.split.bytes_read - before
+
+        while True:
+            left = started + duration - ctx.clock()
+            if left <= 0:
+                # The window is over: take the backlog it wrote that is still unread (a look
+                # reads at most FILE_READ_BYTES); a short read means the end was reached.
+                for tail, readers in tails:
+                    while read(tail, readers) >= FILE_READ_BYTES:
+                        pass
+                break
+            for tail, readers in tails:
+                read(tail, readers)
+            if deadline is not None:
+                room = deadline - margin - time.monotonic()
+                if room <= 0:
+                    raise ProbeError(
+                        f"the check's deadline ended the window after"
+                        f" {ctx.clock() - started:.2f}s of {duration:.2f}s: give it a timeout"
+                        " longer than for:"
+                    )
+                left = min(left, room)
+            ctx.sleep(min(poll, left))
+        minutes = max(ctx.clock() - started, 1e-9) * _scale(ctx) / 60.0
+    return {
+        side: {
+            "errors": RateData(t.errors, t.lines, minutes),
+            "latency": SampleData(t.latencies, minutes),
+        }
+        for side, t in tallies.items()
+    }
+
+
+_SOURCES = {
+    "http": measure_http,
+    "metrics": measure_metrics,
+    "prometheus": measure_prometheus,
+    "sql": measure_sql,
+    "logs": measure_logs,
+}
 
 
 def measure(check: Any, ctx: ProbeContext, sides: tuple[str, ...] = SIDES) -> dict[str, Any]:
@@ -241,18 +491,19 @@ def measure(check: Any, ctx: ProbeContext, sides: tuple[str, ...] = SIDES) -> di
 
 
 def _policies(check: Any) -> list[tuple[str, Any]]:
-    from ..canary import Direction, Margin, MetricPolicy
+    """One policy per metric the check's source measures. Every source gives latencies in
+    seconds, so reasons show them as ms; a margin is quoted as the spec wrote it."""
+    from ..canary import Direction, Margin, MetricPolicy, Unit
 
     found = []
-    for name in ("errors", "latency"):
+    for name in check.measured_metrics():
         rule = getattr(check.metrics, name)
-        if rule is None:
-            continue
         margin = None
         if rule.margin is not None:
             absolute, relative = parse_margin(rule.margin, name)
-            margin = Margin(absolute=absolute, relative=relative)
+            margin = Margin(absolute=absolute, relative=relative, text=rule.margin)
         kwargs: dict[str, Any] = {
+            "unit": Unit.SECONDS if name == "latency" else Unit.NUMBER,
             "direction": Direction(rule.direction),
             "margin": margin,
             "critical": rule.critical,
@@ -309,8 +560,8 @@ def probe_canary(check: Any, ctx: ProbeContext) -> ProbeResult:
                     "target.baseline_url is demo://, the demo's baseline, and this run's"
                     " target is not the demo: give the baseline's URL",
                 )
-    except (ProbeError, TargetRefused) as err:
-        return ProbeResult.error(f"{measured}: {err}")
+    except (ProbeError, TargetRefused, OSError) as err:  # OSError: a log file that broke
+        return ProbeResult.error(redact_text(f"{measured}: {err}"))
     rows = []
     for name, policy in _policies(check):
         if name not in data["baseline"]:
@@ -318,9 +569,11 @@ def probe_canary(check: Any, ctx: ProbeContext) -> ProbeResult:
         rows.append((policy, data["canary"][name], data["baseline"][name]))
     judgement = judge(rows, source=source)
     reason = f"{measured}: {judgement.reason}"
-    evidence = Evidence(
-        measured, _values(judgement), _threshold(check), reason, judgement.to_dict()
-    )
+    details = judgement.to_dict()
+    read = _measured_from(check, ctx)
+    if read is not None:
+        details["measured_from"] = read
+    evidence = Evidence(measured, _values(judgement), _threshold(check), reason, details)
     verdict = judgement.verdict
     if verdict is Verdict.PASSED:
         return ProbeResult(Status.PASSED, reason, (evidence,))
@@ -337,9 +590,48 @@ def _values(judgement: Any) -> dict[str, Any]:
 
 def _threshold(check: Any) -> str:
     parts = []
-    for name in ("errors", "latency"):
+    for name in check.measured_metrics():
         rule = getattr(check.metrics, name)
-        if rule is not None:
-            margin = f" beyond {rule.margin}" if rule.margin else ""
-            parts.append(f"{name}: no significant {rule.direction}{margin}")
+        margin = f" beyond {rule.margin}" if rule.margin else ""
+        parts.append(f"{name}: no significant {rule.direction}{margin}")
     return "; ".join(parts)
+
+
+def _measured_from(check: Any, ctx: ProbeContext) -> dict[str, Any] | None:
+    """What the sql and logs sources read, for the record (queries and params redacted)."""
+    if check.source == "sql":
+        sides = {}
+        for side in SIDES:
+            spec_side = getattr(check, side)
+            queries = spec_side.queries or check.queries
+            if side == "baseline" and check.baseline.golden is not None:
+                continue
+            sides[side] = {
+                "params": spec_side.params,
+                "queries": {
+                    name: redact_text(getattr(queries, name)) for name in check.measured_metrics()
+                },
+            }
+        return {
+            "database": check.database,
+            "latency_unit": check.latency_unit,
+            **redact_value(sides),
+        }
+    if check.source == "logs":
+        files = {}
+        for side in SIDES:
+            spec_side = getattr(check, side)
+            if side == "baseline" and check.baseline.golden is not None:
+                continue
+            files[side] = {
+                "file": str(_log_path(spec_side.file or check.file, ctx)),
+                "match": spec_side.match,
+            }
+        return {
+            **files,
+            "bad": list(check.patterns.bad),
+            "latency_pattern": check.latency_pattern,
+            "latency_unit": check.latency_unit,
+            "window_s": check.hold_for,
+        }
+    return None
