@@ -114,7 +114,9 @@ def test_a_slower_canary_fails_through_the_latency_comparison(
     # Latencies read as milliseconds, not raw seconds (60 ms added to a few ms).
     shown = re.search(r"canary p95 (\d+(?:\.\d+)?)ms vs baseline (\d+(?:\.\d+)?)ms", result.reason)
     assert shown, result.reason
-    assert float(shown.group(1)) >= 60 > float(shown.group(2))
+    # (A busy machine can slow the baseline too; the canary carries the 60 ms on top.)
+    assert float(shown.group(1)) >= 60
+    assert float(shown.group(1)) > float(shown.group(2))
 
 
 def test_canary_errors_fail_even_against_a_baseline_without_any(

@@ -58,6 +58,13 @@ def _duration(value: Any) -> float | None:
 _TERM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|%|x)\s*$")
 
 
+#: The margin of a metric whose rule sets none. Per-request latencies are measured precisely
+#: enough that a shift of a fraction of a millisecond (another process on the host, a golden
+#: baseline captured on a quieter day) is significant; without an allowance every such drift
+#: would fail a canary. Errors get none: any significant increase fails.
+DEFAULT_MARGINS: dict[str, str | None] = {"latency": "5ms or 10%", "errors": None}
+
+
 def parse_margin(
     text: str, metric: Literal["errors", "latency"]
 ) -> tuple[float | None, float | None]:
@@ -114,7 +121,9 @@ class MetricRule(_Strict):
         None,
         description="How much worse the canary may be and still pass (non-inferiority):"
         " latency '100ms or 10%', errors '0.5%' or '2x'. Significant but inside it: MARGINAL"
-        " (CONDITIONAL GO).",
+        " (CONDITIONAL GO). Unset: latency '5ms or 10%' (a shift too small to matter, such as a"
+        " golden baseline's drift, is MARGINAL rather than FAILED; '0ms' for none), errors none"
+        " (any significant increase fails).",
     )
     critical: bool = Field(True, description="A regression here fails the check.")
     must_have_data: bool = Field(

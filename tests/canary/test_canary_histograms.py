@@ -121,3 +121,18 @@ def test_a_canary_slower_than_every_baseline_request_fails_with_coarse_buckets()
     result = compare(MetricPolicy("latency"), canary, baseline)
     assert result.verdict is Verdict.FAILED, result.reason
     assert result.p_value is not None and result.p_value < 1e-6
+
+
+def test_a_margin_does_not_hide_a_canary_far_slower_than_its_baseline() -> None:
+    """Every canary request slower than every baseline one: the pooled edge lands in the
+    canary's bulk, and the margin alone would move the canary's bound past all of it. The
+    baseline's own quantile bound still shows the regression beyond the margin."""
+    bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, math.inf]
+    baseline = np.random.default_rng(11).uniform(0.002, 0.005, 600)
+    canary = np.random.default_rng(12).uniform(0.15, 0.24, 600)
+    policy = MetricPolicy("latency", margin=Margin(absolute=0.005, relative=0.10))
+    result = compare(policy, histogram(canary, bounds), histogram(baseline, bounds))
+    assert result.verdict is Verdict.FAILED, result.reason
+    # A canary inside the margin (a millisecond slower, same buckets) is not failed.
+    near = compare(policy, histogram(baseline + 0.001, bounds), histogram(baseline, bounds))
+    assert near.verdict is not Verdict.FAILED, near.reason

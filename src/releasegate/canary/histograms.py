@@ -12,8 +12,13 @@ came from.
 A margin moves the canary's bound: for ``increase`` the canary's share above ``E'``, the
 smallest shared bound at or above ``E + margin.allowance(E)``, is compared with the baseline's
 share above ``E`` (if the canary is at most its margin worse, its share above ``E'`` is at most
-the baseline's above ``E``). When no bound is that far out, a regression beyond the margin
-cannot be shown (p = 1). ``decrease`` mirrors this downwards; ``both`` tests each side.
+the baseline's above ``E``, whatever ``E``). The margin test tries two edges: the pooled ``E``
+and ``E_b``, the bound holding the baseline's own quantile, and takes the smaller p-value
+doubled (Bonferroni) when they differ. With the pooled edge alone, a canary far slower than its
+baseline put ``E`` in the canary's bulk (the pooled share jumps from 50 % to 100 %), the margin
+then moved ``E'`` past every canary request, and the worst regression read as "within the
+margin". When no bound is far enough out, a regression beyond the margin cannot be shown at
+that edge (p = 1). ``decrease`` mirrors this downwards; ``both`` tests each side.
 
 Evidence: each side's quantile interpolated inside its bucket as Prometheus'
 ``histogram_quantile`` does (the first bucket starts at 0 when its bound is positive), and the
@@ -109,6 +114,16 @@ def pooled_edge(policy: MetricPolicy, bounds: Floats, cum_c: Floats, cum_b: Floa
     return int(finite[int(at_or_below[-1])])
 
 
+def baseline_edge(policy: MetricPolicy, bounds: Floats, cum_b: Floats) -> int | None:
+    """Index of ``E_b``: the smallest shared finite bound at or below which the baseline holds
+    at least ``policy.quantile`` of its requests (None when only ``+Inf`` does)."""
+    finite = np.flatnonzero(np.isfinite(bounds))
+    if len(finite) == 0 or cum_b[-1] <= 0:
+        return None
+    reached = np.flatnonzero(cum_b[finite] / cum_b[-1] >= policy.quantile - 1e-12)
+    return int(finite[int(reached[0])]) if len(reached) else None
+
+
 def _shifted_edge(policy: MetricPolicy, bounds: Floats, edge: int, alternative: str) -> int | None:
     if policy.margin is None:
         return edge
@@ -153,17 +168,25 @@ def analyse(policy: MetricPolicy, canary: HistogramData, baseline: HistogramData
     if edge is None:
         problem = "the canary and baseline histograms have no finite bucket bound in common"
         return Analysis("histogram", (), None, None, None, sc, sb, problem=problem)
-    above_b = RateData(int(n_b - cum_b[edge]), n_b)
     label = f"p{policy.quantile * 100:g}"
     name = f"score test of the share above the {label} bucket (le={format_number(bounds[edge])})"
 
+    own = baseline_edge(policy, bounds, cum_b)
+    margin_edges = sorted({edge} | ({own} if own is not None else set()))
+
     def worse(margin: bool) -> Callable[[str], tuple[float, float | None]]:
-        def run(alternative: str) -> tuple[float, float | None]:
-            shifted = _shifted_edge(policy, bounds, edge, alternative) if margin else edge
+        def at(e: int, alternative: str) -> tuple[float, float | None]:
+            shifted = _shifted_edge(policy, bounds, e, alternative) if margin else e
             if shifted is None:
                 return 1.0, None
             above_c = RateData(int(n_c - cum_c[shifted]), n_c)
-            return p_value(above_c, above_b, 0.0, alternative)
+            return p_value(above_c, RateData(int(n_b - cum_b[e]), n_b), 0.0, alternative)
+
+        def run(alternative: str) -> tuple[float, float | None]:
+            if not margin or policy.margin is None:
+                return at(edge, alternative)
+            p, statistic = min((at(e, alternative) for e in margin_edges), key=lambda r: r[0])
+            return min(1.0, p * len(margin_edges)), statistic
 
         return run
 
