@@ -91,8 +91,9 @@ def main() -> int:
     for name in chosen:
         runs = []
         with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.runs):
-                runs.append(one_run(SCENARIOS[name], Path(tmp), KIND.get(name, "slo")))
+            for i in range(args.runs):
+                # A folder per run: a run that wrote no record must not be read from another's.
+                runs.append(one_run(SCENARIOS[name], Path(tmp, f"run-{i}"), KIND.get(name, "slo")))
         nogo = sum(r["decision"] == "NO-GO" for r in runs)
         go = sum(r["decision"] == "GO" for r in runs)
         caught = sum(r["decision"] == "NO-GO" and bool(r["failed_kind"]) for r in runs)
