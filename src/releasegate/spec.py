@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import checktypes, spec_canary, spec_db, spec_slo
+from . import checktypes, spec_canary, spec_db, spec_load, spec_slo
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import DB_BACKENDS, Database
@@ -487,6 +487,10 @@ class CanaryCheck(spec_canary.CanaryFields, CheckBase):
     """The canary against its baseline, metric by metric, with a test per metric (kind canary)."""
 
 
+class LoadCheck(spec_load.LoadFields, CheckBase):
+    """A locust run held to k6-style thresholds on exact percentiles (kind load)."""
+
+
 # The check types: one model and one probe each (``module:function`` in releasegate.probes).
 for _model, _probe in (
     (HttpCheck, "http:probe_http"),
@@ -510,6 +514,7 @@ for _model, _probe in (
     (LogPatternCheck, "logs:probe_log_pattern"),
     (BurnRateCheck, "slo:probe_burn_rate"),
     (CanaryCheck, "canary:probe_canary"),
+    (LoadCheck, "load:probe_load"),
 ):
     checktypes.register(_model, _probe)
 
