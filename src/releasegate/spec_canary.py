@@ -16,8 +16,6 @@ import re
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -25,10 +23,11 @@ from pydantic import (
 )
 
 from .slo.selector import parse_selector
-from .slo.units import parse_duration
 from .spec_db import DB_BACKENDS, DEFAULT_DATABASE, refused_query
 from .spec_slo import DEFAULT_MAX_READ_BYTES
+from .spec_text import StrictModel as _Strict
 from .spec_text import check_regex
+from .spec_text import duration_or_none as _duration
 
 MAX_REQUESTS = 20_000
 MAX_RPS = 500.0
@@ -39,20 +38,6 @@ MAX_SAMPLES = 1_000_000
 METRIC_NAMES = ("errors", "latency")
 #: A bound parameter's value: what every SQL driver binds as is.
 Param = str | int | float | bool
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
-
-
-def _duration(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 10m or 30s, not {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    return parse_duration(str(value))
 
 
 _TERM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|%|x)\s*$")

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     WithJsonSchema,
@@ -22,9 +20,10 @@ from pydantic import (
 )
 
 from .phases import Phase
-from .slo.units import parse_duration
 from .slo.window import Window
 from .spec_slo import DEFAULT_STEPS
+from .spec_text import StrictModel as _Strict
+from .spec_text import duration_or_none as _duration
 
 # A table or column name, optionally schema-qualified (``audit.risk_log``). Quoted by the dialect.
 IDENT = r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"
@@ -33,10 +32,6 @@ COLUMN = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 DEFAULT_DATABASE = "main"
 # Validation context key: the backend (sqlite, postgresql, ...) of each declared database.
 DB_BACKENDS = "db_backends"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
 
 
 def _as_list(value: Any) -> Any:
@@ -261,16 +256,6 @@ _DURATION_SCHEMA = WithJsonSchema(
     }
 )
 Duration = Annotated[float | None, _DURATION_SCHEMA]
-
-
-def _duration(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 10m or 30s, not {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    return parse_duration(str(value))
 
 
 class SqlFields(DbFields):

@@ -8,11 +8,12 @@ sets only; the check class is declared in ``spec.py`` on top of ``CheckBase``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .slo.units import parse_duration
+from .spec_text import StrictModel as _Strict
+from .spec_text import duration_or_none as _duration
 
 if TYPE_CHECKING:
     from .load.thresholds import Threshold
@@ -23,20 +24,6 @@ MAX_DURATION_S = 7 * 86400.0
 #: Time a load check needs beyond its duration (locust starting and stopping): a ``timeout``
 #: shorter than duration plus this cannot let the run end by itself.
 STARTUP_SHUTDOWN_S = 30.0
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
-
-
-def _duration(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 30s or 5m, not {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    return parse_duration(str(value))
 
 
 class ThresholdSpec(_Strict):

@@ -21,32 +21,20 @@ import re
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .slo.condition import ConditionField
 from .slo.selector import parse_selector
 from .slo.series import Aggregate
-from .slo.units import UnitKind, parse_duration
+from .slo.units import UnitKind
 from .slo.window import Window
+from .spec_text import StrictModel as _Strict
 from .spec_text import check_jsonpath, check_regex
+from .spec_text import duration_or_none as _duration
 
 MAX_QUERY_CHARS = 20_000
 DEFAULT_STEPS = 20
 MIN_NOMINAL_STEP_S = 1.0
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
-
-
-def _duration(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 10m or 30s, not {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    return parse_duration(str(value))
 
 
 class PrometheusSource(_Strict):

@@ -1,11 +1,35 @@
-"""Checks on text a spec holds, shared by its models: a regex compiles, a JSONPath parses.
+"""What the spec's models share: their strict base, durations, and checks on text they hold
+(a regex compiles, a JSONPath parses).
 
-Each raises ``ValueError`` naming the problem, which pydantic reports at the key's line.
+Each check raises ``ValueError`` naming the problem, which pydantic reports at the key's line.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .slo.units import parse_duration
+
+
+class StrictModel(BaseModel):
+    """A spec model: unknown keys are errors, values are frozen, schemas built on first use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+
+
+def duration_or_none(value: Any) -> float | None:
+    """A duration field's value: seconds as given, text such as ``10m``, ``1h30m`` or ``500ms``
+    (``parse_duration``), or None; a bool is refused (YAML's ``yes`` is not a duration)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 10m or 30s, not {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    return parse_duration(str(value))
 
 
 def check_regex(pattern: str) -> None:
