@@ -1,5 +1,5 @@
 """The ``releasegate`` command: run the demo gate, validate a spec, print the spec's schema,
-render reports from decision records."""
+render reports from decision records, run a soak (``soak/command.py``)."""
 
 from __future__ import annotations
 
@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of Jinja templates that replace or extend ours (repeatable)",
     )
+
+    from .soak.command import add_parser as add_soak_parser
+
+    add_soak_parser(sub, _phase, DEFAULT_SPEC)
 
     db = sub.add_parser("db", help="database commands (schema baseline)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -311,41 +315,11 @@ def cmd_validate(spec_path: str) -> int:
     return 1 if problem else 0
 
 
-def _demo_prometheus(spec: Any, urls: list[str], stack: contextlib.ExitStack) -> dict[str, str]:
-    """Start the demo's own Prometheus when the spec asks for it (``slo.prometheus.url:
-    demo://``) and it is installed: the environment that points the gate at it."""
-    source = spec.slo.prometheus
-    if source is None or source.url != "demo://":
-        return {}
-    import tempfile
-    import time
-
-    from .demo.prometheus import Prometheus, prometheus_binary
-
-    binary = prometheus_binary()
-    if binary is None:
-        print(
-            "releasegate demo: Prometheus is not installed; its checks are skipped and the"
-            " scraped /metrics checks measure the same SLOs",
-            flush=True,
-        )
-        return {}
-    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
-    server = Prometheus(urls, workdir, binary)
-    server.start()
-    stack.callback(server.stop)
-    print(f"releasegate demo: Prometheus {server.url} scraping the target", flush=True)
-    return {
-        "RELEASEGATE_PROMETHEUS_URL": server.url,
-        # Prometheus scrapes first about 5 s after it is ready: its data starts then.
-        "RELEASEGATE_DEMO_PROMETHEUS_SINCE": f"{time.time() + 5.0:.3f}",
-    }
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DemoTarget
     from .demo.faults import FAULTS, parse_fault
     from .demo.traffic import DEFAULT_RPS
+    from .runtime import demo_prometheus_env
 
     if args.list_faults:
         for name, text in FAULTS.items():
@@ -416,7 +390,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     f"{k}={v}" for k, v in baseline_faults.items()
                 ),
             }
-        prometheus = _demo_prometheus(spec, scraped, stack)
+        prometheus = demo_prometheus_env(spec, scraped, stack)
         env = {
             **os.environ,
             **prometheus,
@@ -494,6 +468,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             written = write_reports(
                 loaded.data, out_dir, templates, history_dir=path.parent, check=check
             )
+            if loaded.data.get("kind") == "soak":  # and its timeline page, from timeline.jsonl
+                from .report.soak import write_soak_reports
+                from .soak.state import SoakFiles
+
+                rows = SoakFiles(path.parent).read_rows()
+                written += write_soak_reports(loaded.data, rows, out_dir, templates)
         except (OSError, ValueError, ReleasegateError) as err:
             # One bad record in a folder of them should not stop the others from rendering.
             print(f"releasegate report: {path}: {err}", file=sys.stderr)
@@ -544,6 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = cmd_db_snapshot(args)
             elif args.command == "baseline":
                 code = cmd_baseline_capture(args)
+            elif args.command == "soak":
+                from .soak.command import cmd_soak
+
+                code = cmd_soak(args)
         except ReleasegateError as err:
             print(redact_text(f"releasegate {args.command}: {err}"), file=sys.stderr)
             code = 4 if args.command == "demo" else 2

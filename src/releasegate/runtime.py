@@ -160,3 +160,34 @@ def _start_prometheus(
     services.prometheus_url = server.url
     # Prometheus hands targets to its scraper on a 5 s tick: its data starts about then.
     services.prometheus_since = time.time() + 5.0
+
+
+def demo_prometheus_env(
+    spec: Spec, urls: list[str], stack: ExitStack, who: str = "releasegate demo"
+) -> dict[str, str]:
+    """Start the demo's own Prometheus when the spec asks for it (``slo.prometheus.url:
+    demo://``) and it is installed: the environment that points the gate at it. ``who``
+    begins the lines it prints (the demo's or the soak's)."""
+    source = spec.slo.prometheus
+    if source is None or source.url != "demo://":
+        return {}
+    from .demo.prometheus import Prometheus, prometheus_binary
+
+    binary = prometheus_binary()
+    if binary is None:
+        print(
+            f"{who}: Prometheus is not installed; its checks are skipped and the"
+            " scraped /metrics checks measure the same SLOs",
+            flush=True,
+        )
+        return {}
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
+    server = Prometheus(urls, workdir, binary)
+    server.start()
+    stack.callback(server.stop)
+    print(f"{who}: Prometheus {server.url} scraping the target", flush=True)
+    return {
+        "RELEASEGATE_PROMETHEUS_URL": server.url,
+        # Prometheus scrapes first about 5 s after it is ready: its data starts then.
+        "RELEASEGATE_DEMO_PROMETHEUS_SINCE": f"{time.time() + 5.0:.3f}",
+    }
