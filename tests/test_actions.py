@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from releasegate.actions import ActionResult
-from releasegate.actions.command import HEAD_BYTES, TAIL_BYTES, OutputCapture, run_command
+from releasegate.actions.command import HEAD_BYTES, TAIL_BYTES, run_command
+from releasegate.proctree import OutputCapture
 from releasegate.spec import CommandHook
 
 linux_only = pytest.mark.skipif(

@@ -469,7 +469,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 loaded.data, out_dir, templates, history_dir=path.parent, check=check
             )
             if loaded.data.get("kind") == "soak":  # and its timeline page, from timeline.jsonl
-                from .report.soak import write_soak_reports
+                from .soak.report import write_soak_reports
                 from .soak.state import SoakFiles
 
                 rows = SoakFiles(path.parent).read_rows()

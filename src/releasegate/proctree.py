@@ -13,6 +13,9 @@ Killing stops the tree first (SIGSTOP: a stopped process cannot fork), looking a
 members until a pass finds none, then SIGKILLs every one and checks again until nothing of the
 tree runs. Signals go through a pidfd opened after checking the process's start time, so a
 recycled pid is never signalled. Without ``/proc`` only the process group is killed.
+
+A child's output is kept in bounded memory by ``OutputCapture`` (its head and its tail,
+redacted when rendered): hooks, locust runs and command log sources use it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from .redact import redact_text
 
 #: The environment variable that marks every process of one hook run.
 TOKEN_VAR = "RELEASEGATE_HOOK_RUN"
@@ -246,3 +251,51 @@ def kill_tree(tree: Tree, *, budget_s: float = KILL_BUDGET_S) -> int:
 def _kill(procs: Iterable[Proc]) -> None:
     for p in procs:
         _signal(p, signal.SIGKILL)
+
+
+class OutputCapture:
+    """The head and tail of one stream, in bounded memory whatever the stream's size."""
+
+    __slots__ = ("_head_max", "_tail_max", "head", "tail", "total")
+
+    def __init__(self, head_max: int, tail_max: int) -> None:
+        self._head_max = head_max
+        self._tail_max = tail_max
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self._head_max - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk or self._tail_max <= 0:
+            return
+        if len(chunk) >= self._tail_max:
+            self.tail[:] = chunk[-self._tail_max :]
+            return
+        self.tail += chunk
+        excess = len(self.tail) - self._tail_max
+        if excess > 0:
+            del self.tail[:excess]
+
+    def render(self) -> tuple[str, int]:
+        """The redacted text kept, with a marker where bytes were dropped; and how many were."""
+        head, tail = bytes(self.head), bytes(self.tail)
+        if self.total == len(head) + len(tail):
+            return redact_text((head + tail).decode("utf-8", "replace")), 0
+        # Cut at line ends: a line broken by the cut could hide a secret from the redaction
+        # patterns. One long line is kept as it is.
+        cut = head.rfind(b"\n")
+        if cut > 0:
+            head = head[: cut + 1]
+        cut = tail.find(b"\n")
+        if 0 <= cut < len(tail) - 1:
+            tail = tail[cut + 1 :]
+        dropped = self.total - len(head) - len(tail)
+        head_text = redact_text(head.decode("utf-8", "replace"))
+        tail_text = redact_text(tail.decode("utf-8", "replace"))
+        joint = "" if not head_text or head_text.endswith("\n") else "\n"
+        return f"{head_text}{joint}[... {dropped} bytes dropped ...]\n{tail_text}", dropped

@@ -17,9 +17,9 @@ from _report_records import make_record, nogo_outcomes, rollback_action
 from releasegate.errors import UsageError
 from releasegate.load.channel import Interval
 from releasegate.phases import Phase
-from releasegate.report.soak import build_soak_view, write_soak_reports
 from releasegate.soak.guard import Guard, GuardState
 from releasegate.soak.progress import LiveProgress, PlainProgress, Snapshot, clock_text, line
+from releasegate.soak.report import build_soak_view, write_soak_reports
 from releasegate.soak.rules import parse_rule, rule_dict
 from releasegate.soak.state import SoakFiles, SoakState, soak_dir
 from releasegate.soak.timeline import MAX_ROWS, Row, Timeline, row_width
@@ -254,8 +254,8 @@ def test_soak_report_marks_the_breach_and_the_rollback(tmp_path: Path) -> None:
 def test_soak_outcomes_fail_closed(tmp_path: Path) -> None:
     """The load outcome is NO_DATA when a threshold never had its samples, FAILED on a breach,
     ERROR when the load generator failed; an SLO check without a result is NOT_RUN."""
+    from releasegate.soak.config import SoakConfig
     from releasegate.soak.outcomes import soak_outcomes
-    from releasegate.soak.runner import SoakConfig
 
     config = SoakConfig(
         spec_path=tmp_path / "releasegate.yaml",

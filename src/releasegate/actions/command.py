@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import proctree
-from ..redact import redact_text
+from ..proctree import OutputCapture
 from ..spec import CommandHook
 from .result import ActionResult
 
@@ -37,54 +37,6 @@ _DRAIN_S = 0.5
 #: Waking up this often when there is no pidfd to tell that the hook exited.
 _POLL_S = 0.05
 _CHUNK = 64 * 1024
-
-
-class OutputCapture:
-    """The head and tail of one stream, in bounded memory whatever the stream's size."""
-
-    __slots__ = ("_head_max", "_tail_max", "head", "tail", "total")
-
-    def __init__(self, head_max: int = HEAD_BYTES, tail_max: int = TAIL_BYTES) -> None:
-        self._head_max = head_max
-        self._tail_max = tail_max
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self._head_max - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if not chunk or self._tail_max <= 0:
-            return
-        if len(chunk) >= self._tail_max:
-            self.tail[:] = chunk[-self._tail_max :]
-            return
-        self.tail += chunk
-        excess = len(self.tail) - self._tail_max
-        if excess > 0:
-            del self.tail[:excess]
-
-    def render(self) -> tuple[str, int]:
-        """The redacted text kept, with a marker where bytes were dropped; and how many were."""
-        head, tail = bytes(self.head), bytes(self.tail)
-        if self.total == len(head) + len(tail):
-            return redact_text((head + tail).decode("utf-8", "replace")), 0
-        # Cut at line ends: a line broken by the cut could hide a secret from the redaction
-        # patterns. One long line is kept as it is.
-        cut = head.rfind(b"\n")
-        if cut > 0:
-            head = head[: cut + 1]
-        cut = tail.find(b"\n")
-        if 0 <= cut < len(tail) - 1:
-            tail = tail[cut + 1 :]
-        dropped = self.total - len(head) - len(tail)
-        head_text = redact_text(head.decode("utf-8", "replace"))
-        tail_text = redact_text(tail.decode("utf-8", "replace"))
-        joint = "" if not head_text or head_text.endswith("\n") else "\n"
-        return f"{head_text}{joint}[... {dropped} bytes dropped ...]\n{tail_text}", dropped
 
 
 def run_command(
@@ -168,8 +120,8 @@ class _Run:
         self.proc = proc
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
-        self.stdout = OutputCapture()
-        self.stderr = OutputCapture()
+        self.stdout = OutputCapture(HEAD_BYTES, TAIL_BYTES)
+        self.stderr = OutputCapture(HEAD_BYTES, TAIL_BYTES)
         self.timed_out = False
         self.killed = 0
         self.exited_at: float | None = None

@@ -37,8 +37,8 @@ from types import TracebackType
 from typing import IO, Any
 
 from .. import deadlines, proctree
-from ..actions.command import OutputCapture
 from ..errors import ReleasegateError
+from ..proctree import OutputCapture
 from .channel import ChannelReader, FinalStats, Interval, NameStats, empty, merge
 from .locust_main import ENV_CHANNEL, ENV_GUARD, ENV_INTERVAL
 

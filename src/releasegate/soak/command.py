@@ -141,8 +141,9 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from ..loader import load_spec
     from ..netguard import Policy as NetPolicy
     from ..settings import DEFAULT_REPORT_DIR
+    from .config import SoakConfig
     from .progress import make_progress
-    from .runner import Soak, SoakConfig
+    from .runner import Soak
     from .state import SoakFiles, soak_dir
 
     spec_file = Path(args.spec)

@@ -21,7 +21,7 @@ from .slowatch import SloResult
 from .state import SoakState
 
 if TYPE_CHECKING:
-    from .runner import SoakConfig
+    from .config import SoakConfig
 
 
 def soak_outcomes(

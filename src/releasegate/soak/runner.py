@@ -36,9 +36,8 @@ from ..decision import Policy
 from ..errors import UsageError
 from ..files import PhaseLock
 from ..gate import RoundInput, RoundResult, run_round
-from ..load.thresholds import Threshold
-from ..model import CheckInfo, Status
-from ..phases import Phase
+from ..model import Status
+from .config import SoakConfig
 from .fullgate import FullGate, GateResult
 from .guard import Breach, Guard, GuardState, Tick, parts
 from .outcomes import soak_outcomes
@@ -70,55 +69,6 @@ class LoadRun(Protocol):
 
 
 LoadFactory = Callable[["SoakConfig", float, Path], LoadRun]
-
-
-@dataclass(frozen=True, slots=True)
-class SoakConfig:
-    """One soak's settings; what ``state.json`` keeps to resume it."""
-
-    spec_path: Path
-    phase: Phase
-    duration_s: float
-    locustfile: Path
-    host: str
-    users: int
-    spawn_rate: float
-    rules: tuple[Threshold, ...]
-    report_dir: Path
-    guard_interval_s: float = 1.0
-    window_s: float = 5.0
-    gate_every_s: float | None = 600.0
-    slo_every_s: float = 10.0
-    #: how long an aborting SLO check must keep saying FAILED to end the soak
-    slo_grace_s: float = 3.0
-    workers: int = 0
-    load_check: str = "soak-load"
-    load_info: CheckInfo | None = None
-    #: the demo's fault switched on at this soak time (``--fault-at 20s latency_ms=400``)
-    fault_at_s: float | None = None
-    fault: Mapping[str, str] = field(default_factory=dict)
-    templates: tuple[Path, ...] = ()
-    #: the soak runs against the embedded demo target (a resumed one starts a new one)
-    demo: bool = False
-    #: given to the full gate's pytest (the demo target's URL, its seed, ...)
-    env: Mapping[str, str] = field(default_factory=dict)
-
-    def options(self) -> dict[str, Any]:
-        return {
-            "locustfile": str(self.locustfile),
-            "host": self.host,
-            "users": self.users,
-            "spawn_rate": self.spawn_rate,
-            "rules": [rule_dict(r) for r in self.rules],
-            "window_s": self.window_s,
-            "slo_every_s": self.slo_every_s,
-            "slo_grace_s": self.slo_grace_s,
-            "workers": self.workers,
-            "load_check": self.load_check,
-            "fault_at_s": self.fault_at_s,
-            "fault": dict(self.fault),
-            "demo": self.demo,
-        }
 
 
 @dataclass(slots=True)
@@ -591,7 +541,7 @@ class Soak:
 
     def _soak_reports(self, path: Path) -> list[Path]:
         from ..record import read_record
-        from ..report.soak import write_soak_reports
+        from .report import write_soak_reports
 
         try:
             written: list[Path] = write_soak_reports(

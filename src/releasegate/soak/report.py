@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReportError
-from ..soak.timeline import Row
-from .charts import Tick, num
-from .render import build_view, environment
+from ..report.charts import Tick, num
+from ..report.render import build_view, environment
+from .timeline import Row
 
 TABLE_ROWS = 600
 SOAK_OUTPUTS = {"soak.html.j2": "soak.html", "soak.md.j2": "soak.md"}
@@ -195,7 +195,7 @@ def build_soak_view(record: dict[str, Any], rows: Sequence[Row]) -> SoakView:
     limits_ms: list[tuple[float, str]] = []
     limits_rps: list[tuple[float, str]] = []
     from ..load.thresholds import Metric
-    from ..soak.rules import rule_from_dict
+    from .rules import rule_from_dict
 
     for rule in soak.get("rules") or ():
         try:
