@@ -181,10 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure a healthy version with a canary check's source and keep it as its golden"
         " baseline",
         description="Measure one side with the named canary check's own source (its requests,"
-        " or its /metrics scrapes) and write what it measured, with the version and the time,"
-        " as a golden baseline: a canary check with baseline: {golden: PATH} compares against"
-        " it when no live baseline runs. By default the measured side is the spec's target"
-        " (demo:// starts the demo).",
+        " /metrics scrapes, Prometheus queries, SQL queries or log lines) and write what it"
+        " measured, with the version and the time, as a golden baseline: a canary check with"
+        " baseline: {golden: PATH} compares against it when no live baseline runs. By default"
+        " the measured side is the spec's target (demo:// starts the demo).",
     )
     capture.add_argument("check", help="the canary check whose source measures")
     capture.add_argument("--spec", default=DEFAULT_SPEC, help=f"gate spec (default {DEFAULT_SPEC})")
@@ -239,7 +239,8 @@ def cmd_baseline_capture(args: argparse.Namespace) -> int:
     version = args.captured_version or spec.deployment.version or "unknown"
     capture_baseline(path, measured, deployment=spec.deployment.name, version=version)
     sizes = ", ".join(f"{name}: {_size(data)}" for name, data in measured.items())
-    print(f"releasegate baseline capture: {version} of {client.base_url} ({sizes}) -> {path}")
+    source = {"sql": "its SQL queries", "logs": "its log lines"}.get(check.source, client.base_url)
+    print(f"releasegate baseline capture: {version} of {source} ({sizes}) -> {path}")
     return 0
 
 
