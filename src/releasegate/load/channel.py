@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +49,26 @@ class ChannelError(ValueError):
     """A channel line that cannot be ours: malformed JSON, a wrong shape, a broken histogram."""
 
 
+def acyclic(histogram: HdrHistogram) -> HdrHistogram:
+    """``histogram`` without its reference cycle (it holds its encoder, which holds it back).
+
+    With the cycle, a histogram no longer used is freed only by a full garbage collection,
+    which allocations of a few large count arrays (about 190 KB each) rarely trigger: a soak
+    that decodes a few histograms a second grew by about 180 MB an hour. The encoder keeps a
+    weak reference instead, and reference counting frees the pair at once."""
+    histogram.encoder.histogram = weakref.proxy(histogram)
+    return histogram
+
+
 def new_histogram() -> HdrHistogram:
-    """An empty histogram with the channel's range and precision."""
-    return HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS)
+    """An empty histogram with the channel's range and precision (freed by reference counting,
+    see ``acyclic``)."""
+    return acyclic(HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS))
+
+
+def decode_histogram(encoded: bytes) -> HdrHistogram:
+    """A histogram from hdrh's ``encode()`` form (freed by reference counting, see ``acyclic``)."""
+    return acyclic(HdrHistogram.decode(encoded))
 
 
 def to_us(response_time_ms: float) -> int:
@@ -107,7 +125,7 @@ class NameStats:
         try:
             requests, failures = int(data["requests"]), int(data["failures"])
             encoded = data["hdr"]
-            histogram = HdrHistogram.decode(encoded.encode("ascii")) if encoded else None
+            histogram = decode_histogram(encoded.encode("ascii")) if encoded else None
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ChannelError(f"name stats {str(data)[:120]!r}: {err}") from err
         except Exception as err:  # hdrh raises its own errors (or zlib's) on a broken payload

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .channel import FinalStats, Interval, NameStats, new_histogram, to_us
+from .channel import FinalStats, Interval, NameStats, decode_histogram, new_histogram, to_us
 
 #: The key of our histograms in a worker's report to the master.
 REPORT_KEY = "releasegate_hdr"
@@ -174,11 +174,10 @@ class Collector:
             if data.get("stats"):
                 self.foreign_reports += 1  # a worker without our plugin: plain locust
             return
-        from hdrh.histogram import HdrHistogram
 
         for index, names in payload.items():
             for name, (requests, failures, encoded) in names.items():
-                histogram = HdrHistogram.decode(encoded.encode("ascii"))
+                histogram = decode_histogram(encoded.encode("ascii"))
                 self.add(int(index), str(name), int(requests), int(failures), histogram)
 
     def note_users(self, users: int) -> None:

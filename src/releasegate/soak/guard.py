@@ -73,10 +73,14 @@ def empty_like(histogram: Any) -> Any:
     """A new empty HDR histogram shaped like ``histogram``, so that ``add`` is an array sum."""
     from hdrh.histogram import HdrHistogram
 
-    return HdrHistogram(
-        histogram.lowest_trackable_value,
-        histogram.highest_trackable_value,
-        histogram.significant_figures,
+    from ..load.channel import acyclic
+
+    return acyclic(
+        HdrHistogram(
+            histogram.lowest_trackable_value,
+            histogram.highest_trackable_value,
+            histogram.significant_figures,
+        )
     )
 
 
