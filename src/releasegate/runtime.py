@@ -136,58 +136,62 @@ def open_target(
         stack.close()
 
 
-def _start_prometheus(
-    spec: Spec, urls: list[str], services: DemoServices, stack: ExitStack
-) -> None:
-    """The demo's own Prometheus, scraping it (and its baseline), when the spec asks
-    (``demo://``)."""
+#: Why the demo's Prometheus checks are skipped on a machine without Prometheus.
+PROMETHEUS_MISSING = (
+    "the demo's Prometheus is not installed (Debian: apt-get install prometheus);"
+    " the scraped /metrics checks measure the same SLOs"
+)
+
+
+def _launch_prometheus(spec: Spec, urls: list[str], stack: ExitStack) -> tuple[str, float] | None:
+    """The demo's own Prometheus, scraping ``urls``, when the spec asks (``slo.prometheus.url:
+    demo://``) and it is installed: its URL and the time its data starts; stopped by ``stack``.
+    None when the spec does not ask; ``("", 0.0)`` when it asks and Prometheus is missing."""
     source = spec.slo.prometheus
     if source is None or source.url != "demo://":
-        return
+        return None
     from .demo.prometheus import Prometheus, prometheus_binary
 
     binary = prometheus_binary()
     if binary is None:
-        services.prometheus_missing = (
-            "the demo's Prometheus is not installed (Debian: apt-get install prometheus);"
-            " the scraped /metrics checks measure the same SLOs"
-        )
-        return
+        return "", 0.0
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
     server = Prometheus(urls, workdir, binary)
     server.start()
     stack.callback(server.stop)
-    services.prometheus_url = server.url
     # Prometheus hands targets to its scraper on a 5 s tick: its data starts about then.
-    services.prometheus_since = time.time() + 5.0
+    return server.url, time.time() + 5.0
+
+
+def _start_prometheus(
+    spec: Spec, urls: list[str], services: DemoServices, stack: ExitStack
+) -> None:
+    """The demo's Prometheus for an in-process demo run, noted in ``services``."""
+    started = _launch_prometheus(spec, urls, stack)
+    if started is None:
+        return
+    url, since = started
+    if not url:
+        services.prometheus_missing = PROMETHEUS_MISSING
+        return
+    services.prometheus_url, services.prometheus_since = url, since
 
 
 def demo_prometheus_env(
     spec: Spec, urls: list[str], stack: ExitStack, who: str = "releasegate demo"
 ) -> dict[str, str]:
-    """Start the demo's own Prometheus when the spec asks for it (``slo.prometheus.url:
-    demo://``) and it is installed: the environment that points the gate at it. ``who``
-    begins the lines it prints (the demo's or the soak's)."""
-    source = spec.slo.prometheus
-    if source is None or source.url != "demo://":
+    """The demo's Prometheus for ``releasegate demo`` and ``soak --demo``: the environment
+    that points the gate at it, said on stdout. ``who`` begins the lines it prints."""
+    started = _launch_prometheus(spec, urls, stack)
+    if started is None:
         return {}
-    from .demo.prometheus import Prometheus, prometheus_binary
-
-    binary = prometheus_binary()
-    if binary is None:
+    url, since = started
+    if not url:
         print(
             f"{who}: Prometheus is not installed; its checks are skipped and the"
             " scraped /metrics checks measure the same SLOs",
             flush=True,
         )
         return {}
-    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-prometheus-")))
-    server = Prometheus(urls, workdir, binary)
-    server.start()
-    stack.callback(server.stop)
-    print(f"{who}: Prometheus {server.url} scraping the target", flush=True)
-    return {
-        "RELEASEGATE_PROMETHEUS_URL": server.url,
-        # Prometheus scrapes first about 5 s after it is ready: its data starts then.
-        "RELEASEGATE_DEMO_PROMETHEUS_SINCE": f"{time.time() + 5.0:.3f}",
-    }
+    print(f"{who}: Prometheus {url} scraping the target", flush=True)
+    return {"RELEASEGATE_PROMETHEUS_URL": url, "RELEASEGATE_DEMO_PROMETHEUS_SINCE": f"{since:.3f}"}
