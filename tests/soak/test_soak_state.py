@@ -291,3 +291,81 @@ def test_soak_outcomes_fail_closed(tmp_path: Path) -> None:
     empty = _state(requests=0)
     outcomes, _, _ = soak_outcomes(config, empty, Guard(config.rules), [], {}, None, None, None)
     assert outcomes[0].status.value == "no_data"
+
+
+def test_the_state_keeps_no_password_of_the_host() -> None:
+    """state.json is written every second; a URL password must not reach it (found by
+    review). A resumed soak takes the credentials back from --host or the spec."""
+    from releasegate.soak.config import with_credentials, without_credentials
+
+    secret = "https://admin:s3cr3tPass@shop.example:8443/base"
+    kept = without_credentials(secret)
+    assert kept == "https://shop.example:8443/base" and "s3cr3t" not in kept
+    assert with_credentials(kept, None, secret) == secret
+    assert with_credentials(kept, "https://other.example") == kept
+    assert without_credentials("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+
+
+def test_a_target_that_stops_answering_does_not_pass_on_its_healthy_start(tmp_path: Path) -> None:
+    """A minute of healthy traffic, then no answer ever completes: every later window is
+    empty, which neither starts nor ends a breach. The end is unmeasured: NO DATA, not PASSED
+    (found by review)."""
+    from releasegate.load.channel import NameStats, new_histogram
+    from releasegate.load.thresholds import parse_threshold
+    from releasegate.model import Status
+    from releasegate.soak.config import SoakConfig
+    from releasegate.soak.outcomes import soak_outcomes
+
+    rule = parse_threshold("p(95) < 300ms", abort_on_fail=True, grace_s=3)
+    config = SoakConfig(
+        spec_path=tmp_path / "s.yaml", phase=Phase.T48H, duration_s=200,
+        locustfile=tmp_path / "l.py", host="http://127.0.0.1:1", users=1, spawn_rate=1,
+        rules=(rule,), report_dir=tmp_path,
+    )  # fmt: skip
+    state = SoakState(
+        run_id="x", deployment="dep", phase="t48h", spec="s", duration_s=200,
+        guard_interval_s=1, gate_every_s=None, row_s=2, options={}, started_at=0.0,
+    )  # fmt: skip
+    guard = Guard([rule], window_s=5)
+    for i in range(200):
+        by_name = {}
+        if i < 60:
+            histogram = new_histogram()
+            for _ in range(100):
+                histogram.record_value(20_000)
+            by_name = {"GET /": NameStats(100, 0, histogram)}
+            state.requests += 100
+        guard.observe(Interval(start=i, end=i + 1, users=10, by_name=by_name, index=i))
+    assert guard.breach is None
+    outcomes, _, _ = soak_outcomes(config, state, guard, [], {}, None, None, None)
+    assert outcomes[0].status is Status.NO_DATA, outcomes[0].reason
+    assert "not measured at the end" in outcomes[0].reason
+
+
+def test_a_full_gate_that_decided_nothing_is_an_error_in_the_soak(tmp_path: Path) -> None:
+    """A timed-out full gate used to vanish from the soak's decision (found by review)."""
+    from releasegate.load.thresholds import parse_threshold
+    from releasegate.model import Status
+    from releasegate.soak.config import SoakConfig
+    from releasegate.soak.fullgate import GateResult
+    from releasegate.soak.outcomes import soak_outcomes
+
+    rule = parse_threshold("p(95) < 300ms", abort_on_fail=True)
+    config = SoakConfig(
+        spec_path=tmp_path / "s.yaml", phase=Phase.T48H, duration_s=3600,
+        locustfile=tmp_path / "l.py", host="http://127.0.0.1:1", users=1, spawn_rate=1,
+        rules=(rule,), report_dir=tmp_path,
+    )  # fmt: skip
+    state = SoakState(
+        run_id="x", deployment="dep", phase="t48h", spec="s", duration_s=3600,
+        guard_interval_s=1, gate_every_s=600, row_s=2, options={}, started_at=0.0,
+        requests=1000,
+    )  # fmt: skip
+    guard = Guard([rule])
+    guard.measured[rule.label] = 3
+    gate = GateResult(6, "INCONCLUSIVE", None, "no end within 630s: killed", 3000, 630)
+    outcomes, expected, _ = soak_outcomes(config, state, guard, [], {}, gate, None, None)
+    found = {o.check.name: o for o in outcomes}
+    assert found["full-gate-6"].status is Status.ERROR
+    assert "decided nothing" in found["full-gate-6"].reason
+    assert "full-gate-6" in {e.name for e in expected}

@@ -170,6 +170,16 @@ def judge(
             run,
             *shown,
         )
+    if result.locust is None:
+        # No final line: locust died mid-run (a traceback, the OOM killer). What the intervals
+        # hold is a part of the run, and its guard and worker reports are unknown.
+        return ProbeResult.error(
+            f"locust ended without its final report (exit {result.exit_code}) after"
+            f" {format_duration(result.measured_s)} of {format_duration(check.duration)}:"
+            f" {_last_line(result.output_tail)}",
+            run,
+            *shown,
+        )
     status = overall(verdicts)
     reason = _reason(status, verdicts, result)
     return ProbeResult(status, reason, (*shown, run))

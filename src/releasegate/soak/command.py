@@ -141,7 +141,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from ..loader import load_spec
     from ..netguard import Policy as NetPolicy
     from ..settings import DEFAULT_REPORT_DIR
-    from .config import SoakConfig
+    from .config import SoakConfig, with_credentials
     from .progress import make_progress
     from .runner import Soak
     from .state import SoakFiles, soak_dir
@@ -212,7 +212,11 @@ def cmd_soak(args: argparse.Namespace) -> int:
             workers = int(saved.get("workers", 0))
             window_s, slo_every = float(saved["window_s"]), float(saved["slo_every_s"])
             slo_grace = float(saved.get("slo_grace_s", args.grace))
-            host = demo.url if demo is not None else str(saved["host"])
+            host = (
+                demo.url
+                if demo is not None
+                else with_credentials(str(saved["host"]), args.host, spec.target.base_url)
+            )
         else:
             window_s, slo_every = args.guard_window, args.slo_every
             slo_grace = args.grace

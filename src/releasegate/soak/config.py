@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..load.thresholds import Threshold
 from ..model import CheckInfo
@@ -48,7 +49,7 @@ class SoakConfig:
     def options(self) -> dict[str, Any]:
         return {
             "locustfile": str(self.locustfile),
-            "host": self.host,
+            "host": without_credentials(self.host),
             "users": self.users,
             "spawn_rate": self.spawn_rate,
             "rules": [rule_dict(r) for r in self.rules],
@@ -61,3 +62,20 @@ class SoakConfig:
             "fault": dict(self.fault),
             "demo": self.demo,
         }
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what ``state.json`` keeps of the host (a
+    resumed soak takes the credentials again from ``--host`` or the spec's target)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def with_credentials(saved: str, *candidates: str | None) -> str:
+    """The first candidate that is ``saved`` with its credentials back, else ``saved``."""
+    for candidate in candidates:
+        if candidate and without_credentials(candidate) == saved:
+            return candidate
+    return saved

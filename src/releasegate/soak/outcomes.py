@@ -83,11 +83,26 @@ def soak_outcomes(
         )
     else:
         never = [text for text, n in guard.measured.items() if n == 0]
+        # A target that stops answering leaves every later window empty: NO DATA neither
+        # starts nor ends a breach, so without this the soak would pass on its healthy start.
+        unmeasured_at_end = [
+            rule
+            for rule, m in guard.last.items()
+            if m.status is Status.NO_DATA and rule not in never
+        ]
         if never:
             load = Outcome(
                 info,
                 Status.NO_DATA,
                 f"never enough requests to measure: {', '.join(never)}",
+                tuple(evidence),
+            )
+        elif unmeasured_at_end:
+            load = Outcome(
+                info,
+                Status.NO_DATA,
+                "not measured at the end of the soak (the target stopped answering?):"
+                f" {', '.join(unmeasured_at_end)}; {guard.last[unmeasured_at_end[0]].reason}",
                 tuple(evidence),
             )
         else:
@@ -112,7 +127,29 @@ def soak_outcomes(
             outcomes.append(outcome)
         else:
             not_run[slo_info.key] = "the soak ended before this SLO check's first result"
-    if last_gate is not None:
+    if last_gate is not None and last_gate.record is None:
+        # The last full gate decided nothing (timed out, crashed): the soak's decision must not
+        # silently leave it out. Its checks are unknown, so it stands as one ERROR.
+        gate_info = CheckInfo(
+            name=f"full-gate-{last_gate.number}",
+            kind="load",
+            category="performance",
+            severity=Severity.CRITICAL,
+            weight=Severity.CRITICAL.default_weight,
+            phases=(cfg.phase,),
+            description="the phase's full gate, run during the soak",
+            nodeid=f"soak::full-gate[{last_gate.number}]",
+            source="soak",
+        )
+        expected.append(gate_info)
+        outcomes.append(
+            Outcome(
+                gate_info,
+                Status.ERROR,
+                f"full gate #{last_gate.number} decided nothing: {last_gate.reason}",
+            )
+        )
+    elif last_gate is not None:
         seen = {o.check.key for o in outcomes}
         for data in last_gate.outcomes:
             try:

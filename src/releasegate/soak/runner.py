@@ -178,7 +178,9 @@ class Soak:
 
     def _resumed_state(self) -> SoakState:
         state = self.files.read_state()
-        if state.status != "running":
+        # "interrupted" too: a soak stopped by SIGINT/SIGTERM (a reboot) goes on from its
+        # last interval, as one killed outright does.
+        if state.status not in ("running", "interrupted"):
             raise UsageError(
                 f"the soak in {self.folder} has {state.status}: there is nothing to resume"
                 " (start a new one without --resume)"
