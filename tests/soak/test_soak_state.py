@@ -318,16 +318,16 @@ def test_a_target_that_stops_answering_does_not_pass_on_its_healthy_start(tmp_pa
 
     rule = parse_threshold("p(95) < 300ms", abort_on_fail=True, grace_s=3)
     config = SoakConfig(
-        spec_path=tmp_path / "s.yaml", phase=Phase.T48H, duration_s=200,
+        spec_path=tmp_path / "s.yaml", phase=Phase.T48H, duration_s=300,
         locustfile=tmp_path / "l.py", host="http://127.0.0.1:1", users=1, spawn_rate=1,
         rules=(rule,), report_dir=tmp_path,
     )  # fmt: skip
     state = SoakState(
-        run_id="x", deployment="dep", phase="t48h", spec="s", duration_s=200,
+        run_id="x", deployment="dep", phase="t48h", spec="s", duration_s=300,
         guard_interval_s=1, gate_every_s=None, row_s=2, options={}, started_at=0.0,
     )  # fmt: skip
     guard = Guard([rule], window_s=5)
-    for i in range(200):
+    for i in range(300):
         by_name = {}
         if i < 60:
             histogram = new_histogram()

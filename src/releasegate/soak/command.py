@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from ..phases import Phase
@@ -245,7 +246,13 @@ def cmd_soak(args: argparse.Namespace) -> int:
             host = args.host or (demo.url if demo is not None else spec.target.base_url)
         if not locustfile.is_absolute():
             locustfile = loaded.path.resolve().parent / locustfile
-        NetPolicy.from_hosts(spec.allowed_hosts).check_url(host, "soak load")
+        net = NetPolicy.from_hosts(spec.allowed_hosts)
+        name = net.check_url(host, "soak load")
+        parts = urlsplit(host)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        pinned = tuple(
+            sorted({str(info[4][0]) for info in net.resolve(name, port, "soak load", timeout=5.0)})
+        )
         config = SoakConfig(
             spec_path=loaded.path,
             phase=phase,
@@ -269,6 +276,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
             templates=tuple(Path(t) for t in args.templates),
             demo=demo is not None,
             env=env,
+            allowed_hosts=tuple(spec.allowed_hosts),
+            pinned=pinned,
         )
         if args.resume:
             state = SoakFiles(soak_dir(report_dir, spec.deployment.name, phase)).read_state()

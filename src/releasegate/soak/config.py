@@ -45,6 +45,10 @@ class SoakConfig:
     demo: bool = False
     #: given to the full gate's pytest (the demo target's URL, its seed, ...)
     env: Mapping[str, str] = field(default_factory=dict)
+    #: the spec's allowed hosts and the host's judged addresses: the connection guard inside
+    #: the locust child lets the load through to them (loopback always)
+    allowed_hosts: tuple[str, ...] = ()
+    pinned: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
         return {

@@ -249,11 +249,16 @@ class Guard:
         #: per threshold: how many ticks judged it (one never judged is NO_DATA at the end)
         self.measured: dict[str, int] = {t.label: 0 for t in self.thresholds}
         self.last: dict[str, Measurement] = {}
+        #: per threshold: the tick time it was last judged on data (not NO_DATA)
+        self.measured_at: dict[str, float] = {}
+        #: the time of the latest tick
+        self.now: float | None = None
 
     def observe(self, interval: IntervalLike) -> Tick:
         """Fold in one interval and judge; the first sustained breach is kept in ``breach``."""
         self.window.push(interval)
         now = interval.end
+        self.now = now
         self.ticks += 1
         # Judged from the start, so that the windows hold data once the warm-up ends; but a
         # breach cannot begin while users are still spawning.
@@ -273,6 +278,7 @@ class Guard:
             m = _measurement(verdict, watch.since, self.window)
             if verdict.status is not Status.NO_DATA:
                 self.measured[m.rule] = self.measured.get(m.rule, 0) + 1
+                self.measured_at[m.rule] = now
             if verdict.status is Status.FAILED:
                 state = max(state, GuardState.BREACHING, key=lambda s: s.rank)
             elif verdict.status is Status.NO_DATA and state is GuardState.OK:
@@ -348,3 +354,17 @@ def _measurement(verdict: Verdict, since: float | None, window: Window) -> Measu
         reason=f"{t.label}: {verdict.reason}",
         breaching_since=since if verdict.status is Status.FAILED else None,
     )
+
+
+#: A threshold last judged on data longer ago than this when the soak ends was not measured at
+#: its end (the target stopped answering): the soak's load outcome is NO DATA. A live window
+#: reaches back up to a minute for samples, so a healthy end is always within it.
+UNMEASURED_END_S = 90.0
+
+
+def unmeasured_at_end(guard: Guard) -> list[str]:
+    """The thresholds judged on data at some point, but not in the soak's last
+    ``UNMEASURED_END_S`` seconds."""
+    if guard.now is None:
+        return []
+    return [rule for rule, at in guard.measured_at.items() if guard.now - at > UNMEASURED_END_S]

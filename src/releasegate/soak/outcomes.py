@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model import CheckInfo, Evidence, Outcome, Severity, Status
 from .fullgate import GateResult
-from .guard import Breach, Guard
+from .guard import UNMEASURED_END_S, Breach, Guard, unmeasured_at_end
 from .slowatch import SloResult
 from .state import SoakState
 
@@ -85,11 +85,7 @@ def soak_outcomes(
         never = [text for text, n in guard.measured.items() if n == 0]
         # A target that stops answering leaves every later window empty: NO DATA neither
         # starts nor ends a breach, so without this the soak would pass on its healthy start.
-        unmeasured_at_end = [
-            rule
-            for rule, m in guard.last.items()
-            if m.status is Status.NO_DATA and rule not in never
-        ]
+        stale = unmeasured_at_end(guard)
         if never:
             load = Outcome(
                 info,
@@ -97,12 +93,13 @@ def soak_outcomes(
                 f"never enough requests to measure: {', '.join(never)}",
                 tuple(evidence),
             )
-        elif unmeasured_at_end:
+        elif stale:
             load = Outcome(
                 info,
                 Status.NO_DATA,
                 "not measured at the end of the soak (the target stopped answering?):"
-                f" {', '.join(unmeasured_at_end)}; {guard.last[unmeasured_at_end[0]].reason}",
+                f" {', '.join(stale)} last judged on data more than {UNMEASURED_END_S:.0f}s"
+                f" before the end; {guard.last[stale[0]].reason}",
                 tuple(evidence),
             )
         else:

@@ -100,6 +100,8 @@ def locust_factory(config: SoakConfig, run_time_s: float, workdir: Path) -> Load
         interval_s=config.guard_interval_s,
         workdir=workdir,
         deadline_s=run_time_s + RUN_TIME_SLACK_S,
+        allowed_hosts=config.allowed_hosts,
+        pinned=config.pinned,
     )
 
 
