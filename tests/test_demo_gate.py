@@ -249,4 +249,8 @@ def test_a_fault_on_canary_and_baseline_alike_is_no_canary_regression(suite: Pat
     canary = canary_outcome(record)
     assert canary["status"] == "passed", canary["reason"]
     assert record["demo"]["baseline"]["faults"] == {"latency_ms": "30"}
-    assert code == 0, output
+    # On a busy machine the target, which also serves the gate's other checks and Prometheus,
+    # can answer a little slower than its baseline: significant but inside the margin is a
+    # marginal pass (CONDITIONAL GO), never a regression. Nothing else may hold the GO.
+    held = [o["check"]["name"] for o in record["outcomes"] if o.get("marginal")]
+    assert code == 0 or (code == 10 and held == ["canary-vs-baseline"]), output
