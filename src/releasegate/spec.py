@@ -23,7 +23,7 @@ from . import checktypes, spec_canary, spec_db, spec_load, spec_slo
 from .model import KINDS, Action, CheckInfo, Mode, Severity
 from .phases import Phase
 from .spec_db import DB_BACKENDS, Database
-from .spec_text import check_jsonpath, check_regex
+from .spec_text import check_jsonpath, check_regex, http_or_demo_url
 
 Verdicts = Literal["GO", "CONDITIONAL GO", "NO-GO", "INCONCLUSIVE"]
 _ROLLBACK_ON: tuple[Verdicts, ...] = ("NO-GO", "INCONCLUSIVE")
@@ -68,14 +68,7 @@ class Target(Strict):
         description="Largest answer body read (after decompression); a larger one is an error.",
     )
 
-    @field_validator("base_url", "baseline_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None or value == "demo://":
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https:// (or be demo://)")
-        return value.rstrip("/")
+    _url = field_validator("base_url", "baseline_url")(http_or_demo_url)
 
     @property
     def is_demo(self) -> bool:

@@ -26,7 +26,7 @@ from .slo.selector import parse_selector
 from .spec_db import DB_BACKENDS, DEFAULT_DATABASE, refused_query
 from .spec_slo import DEFAULT_MAX_READ_BYTES
 from .spec_text import StrictModel as _Strict
-from .spec_text import check_regex
+from .spec_text import check_regex, http_url_or_none
 from .spec_text import duration_or_none as _duration
 
 MAX_REQUESTS = 20_000
@@ -212,14 +212,7 @@ class CanarySide(_Strict):
             check_regex(value)
         return value
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+    _url = field_validator("url")(http_url_or_none)
 
     @field_validator("selector")
     @classmethod

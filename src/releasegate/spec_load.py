@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .spec_text import StrictModel as _Strict
 from .spec_text import duration_or_none as _duration
+from .spec_text import http_url_or_none
 
 if TYPE_CHECKING:
     from .load.thresholds import Threshold
@@ -128,14 +129,7 @@ class LoadFields(_Strict):
 
     _durations = field_validator("duration", "interval", mode="before")(_duration)
 
-    @field_validator("host")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+    _url = field_validator("host")(http_url_or_none)
 
     @field_validator("thresholds")
     @classmethod

@@ -29,7 +29,7 @@ from .slo.series import Aggregate
 from .slo.units import UnitKind
 from .slo.window import Window
 from .spec_text import StrictModel as _Strict
-from .spec_text import check_jsonpath, check_regex
+from .spec_text import check_jsonpath, check_regex, http_or_demo_url
 from .spec_text import duration_or_none as _duration
 
 MAX_QUERY_CHARS = 20_000
@@ -54,14 +54,7 @@ class PrometheusSource(_Strict):
         8, ge=1, le=64, description="Queries of one phase sent at once (Prometheus serves them)."
     )
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if value == "demo://":
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https:// (or be demo://)")
-        return value.rstrip("/")
+    _url = field_validator("url")(http_or_demo_url)
 
 
 class SloSettings(_Strict):

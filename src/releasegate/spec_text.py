@@ -32,6 +32,24 @@ def duration_or_none(value: Any) -> float | None:
     return parse_duration(str(value))
 
 
+def http_url_or_none(value: str | None) -> str | None:
+    """A URL field's value: http(s), without a trailing slash, or None."""
+    return _http_url(value)
+
+
+def http_or_demo_url(value: str | None) -> str | None:
+    """A URL field that may also name the embedded demo (``demo://``)."""
+    return value if value == "demo://" else _http_url(value, " (or be demo://)")
+
+
+def _http_url(value: str | None, also: str = "") -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://{also}")
+    return value.rstrip("/")
+
+
 def check_regex(pattern: str) -> None:
     """Raise ``ValueError`` naming the problem if ``pattern`` is not a Python regex."""
     try:
